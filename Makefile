@@ -1,0 +1,42 @@
+# Plasm build and test entry points. `make demo` runs the main job,
+# `make test` the test suite; everything else is a building block.
+GO      ?= go
+BIN     := bin
+WASMDIR := build/wasm
+WATS    := $(wildcard examples/wat/*.wat)
+WASM    := $(WASMDIR)/hello.wasm $(patsubst examples/wat/%.wat,$(WASMDIR)/%.wasm,$(WATS))
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/phase-protocol/plasm/node/version.Version=$(VERSION)
+
+.PHONY: all build wasm demo test test-short bench vet fmt clean
+
+all: build wasm
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+
+wasm: $(WASM)
+
+$(WASMDIR)/hello.wasm: examples/hello/main.go
+	@mkdir -p $(WASMDIR)
+	GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./examples/hello
+
+$(WASMDIR)/%.wasm: examples/wat/%.wat
+	@mkdir -p $(WASMDIR)
+	wat2wasm $< -o $@
+
+demo: build wasm
+	./scripts/demo.sh
+
+test: build wasm vet
+	$(GO) test -count=1 -timeout 15m ./...
+
+vet:
+	$(GO) vet ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+
+bench: build wasm
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf $(BIN) build

@@ -1,0 +1,33 @@
+// Command hello is the Phase example job: it prints its input reversed.
+// The input is its arguments joined by spaces, or standard input when it
+// has no arguments. Build it with GOOS=wasip1 GOARCH=wasm (make wasm).
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+func main() {
+	input := strings.Join(os.Args[1:], " ")
+	if len(os.Args) < 2 {
+		b, err := io.ReadAll(os.Stdin)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "hello: reading stdin:", err)
+			os.Exit(1)
+		}
+		input = strings.TrimSuffix(string(b), "\n")
+	}
+	fmt.Println(reverse(input))
+}
+
+// reverse reverses by rune so multi-byte characters stay intact.
+func reverse(s string) string {
+	r := []rune(s)
+	for i, j := 0, len(r)-1; i < j; i, j = i+1, j-1 {
+		r[i], r[j] = r[j], r[i]
+	}
+	return string(r)
+}
