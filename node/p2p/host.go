@@ -49,6 +49,9 @@ type HostOptions struct {
 // ping (libp2p defaults), a resource manager, a connection manager,
 // AutoNAT, circuit relay v2 and DCUtR.
 func NewHost(o HostOptions) (host.Host, error) {
+	if err := CheckPortsFree(o.Listen); err != nil {
+		return nil, err
+	}
 	cm, err := connmgr.NewConnManager(o.ConnLow, o.ConnHigh, connmgr.WithGracePeriod(30*time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("connection manager: %w", err)

@@ -1,0 +1,385 @@
+// Package node assembles a Phase node: identity, libp2p host, private DHT,
+// capability publishing, the job server and the executor. The daemon, the
+// simulator and the conformance suite all run this same code.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	record "github.com/libp2p/go-libp2p-record"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/phase-protocol/plasm/node/caps"
+	"github.com/phase-protocol/plasm/node/client"
+	"github.com/phase-protocol/plasm/node/config"
+	"github.com/phase-protocol/plasm/node/identity"
+	"github.com/phase-protocol/plasm/node/jobs"
+	"github.com/phase-protocol/plasm/node/metrics"
+	"github.com/phase-protocol/plasm/node/p2p"
+	"github.com/phase-protocol/plasm/node/version"
+	"github.com/phase-protocol/plasm/node/wasm"
+)
+
+// Options build a node. Only Config is required.
+type Options struct {
+	Config   config.Config
+	Identity *identity.Identity // nil: loaded or created in Config.DataDir
+	Logger   *slog.Logger       // nil: discard
+	Metrics  *metrics.Metrics   // nil: a fresh registry
+	// HostExtra are extra libp2p options (the simulator's transports).
+	HostExtra []libp2p.Option
+	// BuildRecord overrides how the capability record is described (the
+	// simulator's lying nodes); nil: the node's real description.
+	BuildRecord func(caps.Record) caps.Record
+}
+
+// Node is a running Phase node.
+type Node struct {
+	cfg     config.Config
+	log     *slog.Logger
+	ID      *identity.Identity
+	Host    host.Host
+	DHT     *dht.IpfsDHT
+	Exec    *wasm.Executor
+	Metrics *metrics.Metrics
+
+	// Jobs serves /phase/job/1.0.0; nil on a pure client.
+	Jobs *jobs.Server
+
+	client  *client.Client
+	pub     *caps.Publisher
+	boot    *p2p.Bootstrapper
+	started time.Time
+	load    func() caps.Load
+
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New builds a node and starts listening; Start joins the network.
+func New(ctx context.Context, o Options) (_ *Node, err error) {
+	if err := o.Config.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg := o.Config
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	id := o.Identity
+	if id == nil {
+		if cfg.DataDir == "" {
+			return nil, errors.New("config: data_dir is required when no identity is given")
+		}
+		if id, err = identity.LoadOrCreate(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
+	m := o.Metrics
+	if m == nil {
+		m = metrics.New()
+	}
+	bootPeers, err := config.ParseBootstrap(cfg.Bootstrap)
+	if err != nil {
+		return nil, fmt.Errorf("config: bootstrap: %w", err)
+	}
+	relays, err := config.ParseBootstrap(cfg.Network.StaticRelays)
+	if err != nil {
+		return nil, fmt.Errorf("config: network.static_relays: %w", err)
+	}
+	n := &Node{cfg: cfg, log: log, ID: id, Metrics: m, started: time.Now(), load: func() caps.Load { return caps.Load{} }}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+
+	n.Host, err = p2p.NewHost(p2p.HostOptions{
+		Key: id.PrivKey, Listen: cfg.Listen,
+		NATPortMap: cfg.Network.NATPortMap, RelayService: cfg.Network.RelayService,
+		StaticRelays: relays, HolePunching: cfg.Network.HolePunching,
+		ConnLow: cfg.Network.ConnLow, ConnHigh: cfg.Network.ConnHigh,
+		MaxMemoryMB: cfg.Network.MaxMemoryMB, MaxFDs: cfg.Network.MaxFDs,
+		MaxConnsPerPeer: cfg.Network.MaxConnsPerPeer,
+		StreamsPerPeer:  cfg.Jobs.MaxPerPeer + 4,
+		Extra:           o.HostExtra,
+	})
+	if err != nil {
+		return nil, err
+	}
+	validator := caps.Validator{OnReject: func(reason string, err error) {
+		m.RecordsRejected.WithLabelValues(reason).Inc()
+		log.Warn("capability record rejected", "event", "record_rejected", "reason", reason, "error", capText(err.Error()))
+	}}
+	n.DHT, err = p2p.NewDHT(n.Host, p2p.DHTOptions{
+		Client: cfg.DHT.ClientMode, BucketSize: cfg.DHT.BucketSize,
+		Validators: map[string]record.Validator{caps.Namespace: validator},
+	})
+	if err != nil {
+		return nil, err
+	}
+	cacheDir := ""
+	if cfg.DataDir != "" {
+		cacheDir = filepath.Join(cfg.DataDir, "cache", "wasm")
+	}
+	if n.Exec, err = wasm.New(ctx, wasm.Config{CacheDir: cacheDir, Logger: log}); err != nil {
+		return nil, fmt.Errorf("starting executor: %w", err)
+	}
+
+	if !cfg.DHT.ClientMode {
+		if n.Jobs, err = jobs.NewServer(n.Host, n.Exec, id, cfg.Jobs, m, log); err != nil {
+			return nil, fmt.Errorf("starting job server: %w", err)
+		}
+		n.load = func() caps.Load {
+			running, queued := n.Jobs.Load()
+			return caps.Load{RunningJobs: running, QueuedJobs: queued}
+		}
+	}
+	n.client = &client.Client{Host: n.Host, Find: n.Find, Log: log, Metrics: m}
+
+	build := n.describe
+	if o.BuildRecord != nil {
+		build = func() caps.Record { return o.BuildRecord(n.describe()) }
+	}
+	n.pub = caps.NewPublisher(n.Host, n.DHT, build, id.PrivKey, cfg.Caps.RepublishInterval.D(), log)
+	n.pub.SetLifetime(cfg.Caps.TTL.D())
+	var saved []peer.AddrInfo
+	if cfg.DataDir != "" {
+		if saved, err = p2p.LoadPeers(cfg.DataDir); err != nil {
+			log.Warn("saved peers unreadable; ignoring them", "event", "saved_peers_invalid", "error", err.Error())
+			saved, err = nil, nil
+		}
+	}
+	n.boot = &p2p.Bootstrapper{Host: n.Host, DHT: n.DHT, Peers: bootPeers, Saved: saved,
+		RetryMin: cfg.DHT.RetryMin.D(), RetryMax: cfg.DHT.RetryMax.D(), Log: log}
+
+	m.Gauge("phase_peers", "Peers currently connected.", func() float64 { return float64(len(n.Host.Network().Peers())) })
+	m.Gauge("phase_dht_routing_table_size", "Peers in the DHT routing table.", func() float64 { return float64(n.DHT.RoutingTable().Size()) })
+	return n, nil
+}
+
+// Client returns the node's job client: it finds capable nodes through
+// this node's DHT and submits jobs from this node's identity.
+func (n *Node) Client() *client.Client { return n.client }
+
+// describe is the node's true capability record, unsigned.
+func (n *Node) describe() caps.Record {
+	j := n.cfg.Jobs
+	cores := n.cfg.Caps.CPUCores
+	if cores == 0 {
+		cores = runtime.NumCPU()
+	}
+	mem := n.cfg.Caps.MemoryMB
+	if mem == 0 {
+		mem = j.MaxMemoryMB * j.MaxConcurrent
+	}
+	return caps.Record{
+		Arch: runtime.GOARCH, OS: runtime.GOOS, CPUCores: cores, MemoryMB: mem,
+		Runtime: version.Runtime, RuntimeVersion: version.RuntimeVersion,
+		ABIs: []string{caps.DefaultABI},
+		Limits: caps.Limits{MaxModuleBytes: j.MaxModuleBytes, MaxMemoryMB: j.MaxMemoryMB,
+			MaxTimeoutSeconds: j.MaxTimeoutSeconds, MaxConcurrentJobs: j.MaxConcurrent},
+		Load: n.load(),
+	}
+}
+
+// Start joins the network: bootstrap (retrying with backoff), publish the
+// capability record, serve the caps protocol, log peer events.
+func (n *Node) Start(ctx context.Context) error {
+	ctx, n.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	if n.Jobs != nil {
+		caps.ServeCaps(n.Host, n.pub.Live, n.log)
+		n.Jobs.Start()
+	}
+	n.Host.Network().Notify(&network.NotifyBundle{
+		ConnectedF: func(_ network.Network, c network.Conn) {
+			n.log.Info("peer connected", "event", "peer_connected", "peer", c.RemotePeer().String(), "addr", c.RemoteMultiaddr().String())
+		},
+		DisconnectedF: func(_ network.Network, c network.Conn) {
+			n.log.Info("peer disconnected", "event", "peer_disconnected", "peer", c.RemotePeer().String())
+		},
+	})
+	sub, err := n.Host.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
+	if err != nil {
+		return fmt.Errorf("subscribing to identify events: %w", err)
+	}
+	n.wg.Add(4)
+	go func() {
+		defer n.wg.Done()
+		n.savePeersPeriodically(ctx)
+	}()
+	go func() {
+		defer n.wg.Done()
+		defer sub.Close()
+		n.logDiscoveries(ctx, sub)
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.boot.Run(ctx)
+	}()
+	go func() {
+		defer n.wg.Done()
+		if n.Jobs == nil {
+			return // a pure client advertises nothing
+		}
+		select { // publishing before any peer is reachable only fails
+		case <-n.boot.Ready():
+		case <-ctx.Done():
+			return
+		}
+		if err := n.pub.Run(ctx); err != nil {
+			n.log.Error("capability publisher stopped", "event", "record_publish_failed", "error", err.Error())
+		}
+	}()
+	n.log.Info("node started", "event", "node_started", "peer", n.Host.ID().String(), "addrs", addrStrings(n.Addrs()))
+	return nil
+}
+
+// peerSaveInterval is how often known peers are written to the data
+// directory, so even a node that is killed rejoins without its bootstrap.
+const peerSaveInterval = time.Minute
+
+func (n *Node) savePeersPeriodically(ctx context.Context) {
+	if n.cfg.DataDir == "" {
+		return
+	}
+	t := time.NewTicker(peerSaveInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if len(n.Host.Network().Peers()) == 0 {
+				continue
+			}
+			if err := p2p.SavePeers(n.cfg.DataDir, n.Host); err != nil {
+				n.log.Warn("saving peers failed", "event", "peers_save_failed", "error", err.Error())
+			}
+		}
+	}
+}
+
+// logDiscoveries logs each new peer that speaks the Phase DHT.
+func (n *Node) logDiscoveries(ctx context.Context, sub event.Subscription) {
+	kad := p2p.ProtocolPrefix + "/kad/1.0.0"
+	seen := map[peer.ID]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-sub.Out():
+			if !ok {
+				return
+			}
+			ev := e.(event.EvtPeerIdentificationCompleted)
+			if seen[ev.Peer] {
+				continue
+			}
+			for _, p := range ev.Protocols {
+				if string(p) == kad {
+					seen[ev.Peer] = true
+					n.log.Info("peer discovered", "event", "peer_discovered", "peer", ev.Peer.String(), "agent", capText(ev.AgentVersion))
+					break
+				}
+			}
+		}
+	}
+}
+
+// Ready is closed once the node has joined the network (or found it is
+// the first node).
+func (n *Node) Ready() <-chan struct{} { return n.boot.Ready() }
+
+// Record returns the node's current signed capability record (nil before
+// the first publish).
+func (n *Node) Record() *caps.Record { return n.pub.Current() }
+
+// Republish asks for the capability record to be re-signed and re-put now
+// (its load or limits changed).
+func (n *Node) Republish() { n.pub.Changed() }
+
+// Find returns nodes whose capability records meet req, best first.
+func (n *Node) Find(ctx context.Context, req caps.Requirements, limit int) ([]caps.Found, error) {
+	start := time.Now()
+	found, err := caps.Find(ctx, n.Host, n.DHT, req, limit)
+	n.Metrics.LookupSeconds.Observe(time.Since(start).Seconds())
+	return found, err
+}
+
+// Addrs returns the node's dialable addresses, each ending in /p2p/<id>.
+func (n *Node) Addrs() []ma.Multiaddr {
+	addrs, _ := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: n.Host.ID(), Addrs: n.Host.Addrs()})
+	return addrs
+}
+
+// Config returns the node's configuration.
+func (n *Node) Config() config.Config { return n.cfg }
+
+// Uptime is how long the node has been running.
+func (n *Node) Uptime() time.Duration { return time.Since(n.started) }
+
+// Close saves known peers for the next start and shuts everything down.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		var errs []error
+		if n.cancel != nil {
+			n.cancel()
+		}
+		if n.Host != nil && n.cfg.DataDir != "" && len(n.Host.Network().Peers()) > 0 {
+			if err := p2p.SavePeers(n.cfg.DataDir, n.Host); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		n.wg.Wait()
+		if n.Jobs != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			errs = append(errs, n.Jobs.Close(ctx))
+			cancel()
+		}
+		if n.DHT != nil {
+			errs = append(errs, n.DHT.Close())
+		}
+		if n.Host != nil {
+			errs = append(errs, n.Host.Close())
+		}
+		if n.Exec != nil {
+			errs = append(errs, n.Exec.Close(context.Background()))
+		}
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}
+
+func addrStrings(as []ma.Multiaddr) []string {
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.String()
+	}
+	return out
+}
+
+// capText makes peer- or guest-supplied text safe for a log line: it is
+// capped; slog's handlers escape it.
+func capText(s string) string {
+	const limit = 200
+	if len(s) > limit {
+		return s[:limit] + "…"
+	}
+	return s
+}
