@@ -20,6 +20,7 @@ const (
 	Exit7  = "exit7"  // writes "bye" to stderr and exits 7
 	Tiny   = "tiny"   // writes "ok\n" and returns
 	BigMem = "bigmem" // declares a 2.5 GiB minimum memory
+	Slow   = "slow"   // sleeps 2 s, then writes "done\n"
 	Hello  = "hello"  // examples/hello, built from Go
 )
 

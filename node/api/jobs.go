@@ -5,13 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/phase-protocol/plasm/node/client"
 	"github.com/phase-protocol/plasm/node/metrics"
+	"github.com/phase-protocol/plasm/node/wire"
 )
 
 // MaxJobRequestBytes caps a POST /v1/jobs body (module and stdin travel
@@ -82,6 +85,10 @@ func JobsHandler(s Submitter, m *metrics.Metrics, log *slog.Logger) http.Handler
 			writeError(w, http.StatusBadRequest, fmt.Errorf("job request: %w", err))
 			return
 		}
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			writeError(w, http.StatusBadRequest, errors.New("job request: trailing data after the JSON object"))
+			return
+		}
 		if err := req.Validate(); err != nil {
 			writeError(w, http.StatusBadRequest, fmt.Errorf("job request: %w", err))
 			return
@@ -103,7 +110,8 @@ func JobsHandler(s Submitter, m *metrics.Metrics, log *slog.Logger) http.Handler
 
 // Response converts a client result to the API's response body.
 func Response(res *client.Result) JobResponse {
-	resp := JobResponse{Outcome: res.Outcome, ExitCode: res.ExitCode, StdoutBase64: res.Stdout, StderrBase64: res.Stderr,
+	// Empty output is "" in JSON, never null.
+	resp := JobResponse{Outcome: res.Outcome, ExitCode: res.ExitCode, StdoutBase64: nonNil(res.Stdout), StderrBase64: nonNil(res.Stderr),
 		StdoutTruncated: res.StdoutTruncated, StderrTruncated: res.StderrTruncated, Node: res.Node.String(),
 		WallTimeMS: float64(res.WallTime.Microseconds()) / 1000, Attempts: attemptInfos(res.Attempts), Receipt: res.ReceiptJSON}
 	if utf8.Valid(res.Stdout) {
@@ -155,8 +163,31 @@ func (r JobRequest) Validate() error {
 		return fmt.Errorf("replicas: %d out of range 0–16 (0: one)", r.Replicas)
 	case len(r.Args) > 1024:
 		return fmt.Errorf("args: %d arguments, at most 1024", len(r.Args))
+	case r.Seed != 0 && !r.Deterministic:
+		return errors.New("seed: only meaningful with deterministic: true")
+	case r.RequireArch && r.Arch == "":
+		return errors.New("require_arch: needs arch")
+	case r.Attempts > 0 && r.Attempts < max(r.Replicas, 1):
+		return fmt.Errorf("attempts: %d is fewer than replicas %d", r.Attempts, r.Replicas)
+	}
+	if r.Arch != "" {
+		if _, err := wire.NormalizeArch(r.Arch); err != nil {
+			return fmt.Errorf("arch: %w", err)
+		}
+	}
+	for i, a := range r.Args {
+		if strings.IndexByte(a, 0) >= 0 {
+			return fmt.Errorf("args[%d]: contains a NUL byte", i)
+		}
 	}
 	return nil
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
 }
 
 func attemptInfos(as []client.Attempt) []AttemptInfo {

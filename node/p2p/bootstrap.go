@@ -63,6 +63,9 @@ func (b *Bootstrapper) Run(ctx context.Context) {
 			return
 		}
 		if n > 0 {
+			// Peers enter the routing table once identify has confirmed
+			// they speak the DHT; refreshing before that finds no one.
+			b.waitRoutingTable(ctx, 5*time.Second)
 			err := <-b.DHT.RefreshRoutingTable()
 			b.Log.Info("bootstrap complete", "event", "bootstrap_ok", "attempt", attempt, "connected", n,
 				"routing_table", b.DHT.RoutingTable().Size(), "refresh_error", errString(err))
@@ -112,6 +115,14 @@ func (b *Bootstrapper) connectAll(ctx context.Context, peers []peer.AddrInfo) in
 	}
 	wg.Wait()
 	return n
+}
+
+// waitRoutingTable waits until the routing table has a peer, or limit.
+func (b *Bootstrapper) waitRoutingTable(ctx context.Context, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for b.DHT.RoutingTable().Size() == 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // waitIsolated returns true when the node has had no connections for a
