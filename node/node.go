@@ -149,6 +149,9 @@ func New(ctx context.Context, o Options) (_ *Node, err error) {
 			running, queued := n.Jobs.Load()
 			return caps.Load{RunningJobs: running, QueuedJobs: queued}
 		}
+		// Admit against what the record advertises, not the machine.
+		advertised := n.describe()
+		n.Jobs.UpdatePolicy(func(p *jobs.Policy) { p.CPUCores, p.MemoryMB = advertised.CPUCores, advertised.MemoryMB })
 	}
 	n.client = &client.Client{Host: n.Host, Find: n.Find, Log: log, Metrics: m}
 
