@@ -8,10 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/stretchr/testify/require"
 
+	"github.com/phase-protocol/plasm/internal/testwasm"
 	"github.com/phase-protocol/plasm/node"
 	"github.com/phase-protocol/plasm/node/caps"
+	"github.com/phase-protocol/plasm/node/client"
 )
 
 // benchNetwork is a 20-node loopback network and a client that has
@@ -103,4 +106,35 @@ func reportMedian(b *testing.B, times []time.Duration) {
 	sort.Slice(times, func(i, j int) bool { return times[i] < times[j] })
 	b.ReportMetric(float64(times[len(times)/2].Microseconds())/1000, "median-ms")
 	b.ReportMetric(float64(times[len(times)*9/10].Microseconds())/1000, "p90-ms")
+}
+
+// BenchmarkFirstJobNewNode: a client's first job to a node it has never
+// met — connect, offer, send the module, compile it (cold cache), run,
+// verify. The node is started outside the timed part.
+func BenchmarkFirstJobNewNode(b *testing.B) {
+	for _, mod := range []string{testwasm.Tiny, testwasm.Hello} {
+		b.Run(mod, func(b *testing.B) {
+			module := testwasm.Bytes(b, mod)
+			cc := testConfig(b)
+			cc.DHT.ClientMode = true
+			submitter := startNode(b, cc)
+			var times []time.Duration
+			for b.Loop() {
+				b.StopTimer()
+				n := startNode(b, testConfig(b))
+				opts := client.Options{Attempts: 1, Candidates: []peer.AddrInfo{{ID: n.Host.ID(), Addrs: n.Host.Addrs()}}}
+				b.StartTimer()
+				start := time.Now()
+				res, err := submitter.Client().Run(context.Background(), client.Job{Module: module, Args: []string{"x"}}, opts)
+				times = append(times, time.Since(start))
+				if err != nil || res.Outcome != "exited" {
+					b.Fatalf("first job: %v", err)
+				}
+				b.StopTimer()
+				n.Close()
+				b.StartTimer()
+			}
+			reportMedian(b, times)
+		})
+	}
 }

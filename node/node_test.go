@@ -120,8 +120,15 @@ func TestTwentyNodesDiscoverAndClientFindsOnlyCapable(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return sameSet(findIDs(t, client, caps.Requirements{}), idsOf(all...))
 	}, 90*time.Second, 250*time.Millisecond, "the client finds all 21 nodes")
-	assert.ElementsMatch(t, idsOf(big...), findIDs(t, client, caps.Requirements{MinMemoryMB: 1024}),
-		"only nodes with ≥1 GB per job match")
+	// Only nodes with ≥1 GB per job ever match; all of them eventually do
+	// (provider records settle as routing tables fill).
+	require.Eventually(t, func() bool {
+		found := findIDs(t, client, caps.Requirements{MinMemoryMB: 1024})
+		for _, id := range found {
+			require.Contains(t, idsOf(big...), id, "a node with 256 MB per job matched")
+		}
+		return sameSet(found, idsOf(big...))
+	}, 30*time.Second, 250*time.Millisecond, "every node with ≥1 GB per job is found")
 	assert.Empty(t, findIDs(t, client, caps.Requirements{Runtime: "wasmtime"}), "no node runs another runtime")
 
 	// Every node sees the others in its routing table.

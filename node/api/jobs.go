@@ -2,12 +2,14 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -23,9 +25,9 @@ const MaxJobRequestBytes = 128 << 20
 
 // JobRequest is the body of POST /v1/jobs.
 type JobRequest struct {
-	Module         []byte   `json:"module"` // base64
+	Module         Base64   `json:"module"`
 	Args           []string `json:"args"`
-	Stdin          []byte   `json:"stdin"` // base64
+	Stdin          Base64   `json:"stdin"`
 	MemoryMB       int      `json:"memory_mb"`
 	TimeoutSeconds int      `json:"timeout_seconds"`
 	CPUCores       int      `json:"cpu_cores"`
@@ -35,6 +37,23 @@ type JobRequest struct {
 	Replicas       int      `json:"replicas"`
 	Deterministic  bool     `json:"deterministic"`
 	Seed           int64    `json:"seed"`
+}
+
+// Base64 is bytes that travel as a standard base64 string; a bad string
+// is an error that names its field.
+type Base64 []byte
+
+func (b *Base64) UnmarshalJSON(data []byte) error {
+	var s string
+	if err := json.Unmarshal(data, &s); err != nil {
+		return &json.UnmarshalTypeError{Value: "non-string", Type: reflect.TypeFor[Base64]()}
+	}
+	v, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return &json.UnmarshalTypeError{Value: "string that is not standard base64 (" + err.Error() + ")", Type: reflect.TypeFor[Base64]()}
+	}
+	*b = v
+	return nil
 }
 
 // AttemptInfo is one node tried for a job.
