@@ -454,55 +454,18 @@ func (x *exchange) readPayload(lg *slog.Logger, o *wire.Offer, module []byte, ha
 	}
 	if !have {
 		x.deadline(false)
-		if module, err = readRaw(x.br, o.ModuleSize, maxModule, wire.KindModule); err != nil {
+		if module, err = wire.ReadDeclared(x.br, o.ModuleSize, int(maxModule), wire.KindModule); err != nil {
 			x.failRead(lg, "module", err)
 			return nil, nil, nil, false
 		}
 	}
 	x.deadline(false)
-	stdin, err := readRaw(x.br, o.StdinSize, maxStdin, wire.KindStdin)
+	stdin, err := wire.ReadDeclared(x.br, o.StdinSize, int(maxStdin), wire.KindStdin)
 	if err != nil {
 		x.failRead(lg, "stdin", err)
 		return nil, nil, nil, false
 	}
 	return payload.Args, module, stdin, true
-}
-
-// errSizeMismatch marks a raw frame whose length differs from the size the
-// offer announced: invalid_request under JOB-6.
-var errSizeMismatch = errors.New("raw frame size differs from the offer")
-
-// readRaw reads a raw frame whose size the offer announced. Unlike
-// wire.ReadDeclared it reports a length mismatch as errSizeMismatch, so the
-// reply can be invalid_request as JOB-6 asks rather than protocol.
-func readRaw(r io.Reader, declared, limit int64, kind string) ([]byte, error) {
-	if declared > limit {
-		return nil, fmt.Errorf("declared %s size %d exceeds cap %d: %w", kind, declared, limit, wire.ErrTooLarge)
-	}
-	n, err := wire.ReadFrameHeader(r, int(limit), kind)
-	if err != nil {
-		return nil, err
-	}
-	if int64(n) != declared {
-		return nil, fmt.Errorf("%s frame is %d bytes, the offer announced %d: %w", kind, n, declared, errSizeMismatch)
-	}
-	buf := make([]byte, min(n, bodyChunk))
-	got := 0
-	for {
-		m, err := io.ReadFull(r, buf[got:])
-		got += m
-		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return nil, fmt.Errorf("read %s frame body: stream ended after %d of %d bytes: %w", kind, got, n, io.ErrUnexpectedEOF)
-			}
-			return nil, fmt.Errorf("read %s frame body (%d of %d bytes): %w", kind, got, n, err)
-		}
-		if got == n {
-			return buf, nil
-		}
-		size := min(2*len(buf), n)
-		buf = slices.Grow(buf, size-len(buf))[:size]
-	}
 }
 
 // failRead answers a failed read with the error code that fits it.
@@ -516,7 +479,7 @@ func (x *exchange) failRead(lg *slog.Logger, step string, err error) {
 		x.fail(lg, wire.CodeTimeout, fmt.Sprintf("no %s within %s", step, x.srv.step))
 	case errors.Is(err, wire.ErrTooLarge):
 		x.fail(lg, wire.CodeTooLarge, err.Error())
-	case errors.Is(err, wire.ErrInvalid), errors.Is(err, errSizeMismatch):
+	case errors.Is(err, wire.ErrInvalid):
 		x.fail(lg, wire.CodeInvalidRequest, err.Error())
 	case errors.Is(err, wire.ErrMalformed), errors.Is(err, wire.ErrUnexpected), errors.Is(err, io.ErrUnexpectedEOF):
 		x.fail(lg, wire.CodeProtocol, err.Error())

@@ -119,7 +119,7 @@ func TestSizeLimits(t *testing.T) {
 	x.readResult(t)
 	em := peerErr(t, x.err)
 	assert.Equal(t, wire.CodeInvalidRequest, em.Code)
-	assert.Contains(t, em.Detail, "announced")
+	assert.Contains(t, em.Detail, "differs from declared size")
 
 	// Args count differs from args_count (JOB-7).
 	x = c.open(t)

@@ -100,7 +100,8 @@ func ReadDeclared(r io.Reader, declared int64, max int, kind string) ([]byte, er
 		return nil, err
 	}
 	if n != uint64(declared) {
-		return nil, fmt.Errorf("%s frame length %d differs from declared size %d: %w", kind, n, declared, ErrMalformed)
+		// A frame of another size than announced is a bad request (JOB-6).
+		return nil, fmt.Errorf("%s frame length %d differs from declared size %d: %w", kind, n, declared, ErrInvalid)
 	}
 	return readBody(r, int(n), kind)
 }

@@ -285,9 +285,9 @@ func TestReadDeclared(t *testing.T) {
 		{"exact", frame(8), 8, 100, nil, "", 9},
 		{"empty", frame(0), 0, 0, nil, "", 1},
 		{"declared over cap", frame(8), 200, 100, ErrTooLarge, "declared module size 200 exceeds cap 100", 0},
-		{"shorter than declared", frame(7), 8, 100, ErrMalformed, "module frame length 7 differs from declared size 8", 1},
-		{"longer than declared", frame(9), 8, 100, ErrMalformed, "module frame length 9 differs from declared size 8", 1},
-		{"length far over cap", varint(1 << 50), 8, 100, ErrMalformed, "differs from declared size 8", 8},
+		{"shorter than declared", frame(7), 8, 100, ErrInvalid, "module frame length 7 differs from declared size 8", 1},
+		{"longer than declared", frame(9), 8, 100, ErrInvalid, "module frame length 9 differs from declared size 8", 1},
+		{"length far over cap", varint(1 << 50), 8, 100, ErrInvalid, "differs from declared size 8", 8},
 		{"negative declared", frame(0), -1, 100, nil, "negative declared size", 0},
 		{"truncated body", frame(8)[:5], 8, 100, io.ErrUnexpectedEOF, "4 of 8", 5},
 	}
