@@ -585,12 +585,17 @@ func TestJobLogs(t *testing.T) {
 	rej := c.run(t, jobSpec{module: j.module, nonce: x.offer.Nonce})
 	require.NotNil(t, rej.rejected)
 
-	events := map[string]map[string]any{}
-	for _, l := range buf.lines(t) {
-		ev, ok := l["event"].(string)
-		require.True(t, ok, "every line has an event: %v", l)
-		events[ev] = l
-	}
+	// job_finished is logged after the last frame is on the wire.
+	var events map[string]map[string]any
+	require.Eventually(t, func() bool {
+		events = map[string]map[string]any{}
+		for _, l := range buf.lines(t) {
+			ev, ok := l["event"].(string)
+			require.True(t, ok, "every line has an event: %v", l)
+			events[ev] = l
+		}
+		return events["job_finished"] != nil
+	}, 5*time.Second, 5*time.Millisecond)
 	require.Contains(t, events, "job_accepted")
 	require.Contains(t, events, "job_rejected")
 	fin := events["job_finished"]
