@@ -1,10 +1,13 @@
 // Command hello is the Phase example job: it prints its input reversed.
 // The input is its arguments joined by spaces, or standard input when it
 // has no arguments. Build it with GOOS=wasip1 GOARCH=wasm (make wasm).
+//
+// It writes with os.File rather than fmt: fmt brings in reflection and
+// Unicode tables, and every byte of the module is decoded and validated
+// each time a fresh process loads it.
 package main
 
 import (
-	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -15,12 +18,12 @@ func main() {
 	if len(os.Args) < 2 {
 		b, err := io.ReadAll(os.Stdin)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "hello: reading stdin:", err)
+			os.Stderr.WriteString("hello: reading stdin: " + err.Error() + "\n")
 			os.Exit(1)
 		}
 		input = strings.TrimSuffix(string(b), "\n")
 	}
-	fmt.Println(reverse(input))
+	os.Stdout.WriteString(reverse(input) + "\n")
 }
 
 // reverse reverses by rune so multi-byte characters stay intact.
