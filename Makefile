@@ -8,7 +8,7 @@ WASM    := $(WASMDIR)/hello.wasm $(patsubst examples/wat/%.wat,$(WASMDIR)/%.wasm
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/phase-protocol/plasm/node/version.Version=$(VERSION)
 
-.PHONY: all build wasm demo test test-short bench vet fmt clean
+.PHONY: all build wasm demo test bench bench-process vet clean php-test
 
 all: build wasm
 
@@ -34,6 +34,14 @@ test: build wasm vet
 vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+
+# The PHP client against three real daemons (needs php-cli with sodium).
+php-test: build wasm
+	examples/php/run-tests.sh
+
+# Whole-process timing of plasmd run beside Node.js WASI (needs hyperfine).
+bench-process: build wasm
+	scripts/bench-process.sh
 
 bench: build wasm
 	$(GO) test -run '^$$' -bench . -benchmem ./...
