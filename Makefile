@@ -25,7 +25,11 @@ $(WASMDIR)/%.wasm: examples/wat/%.wat
 	@mkdir -p $(WASMDIR)
 	wat2wasm $< -o $@
 
+# The main job: the simulator's default scenario (30 real nodes in one
+# process, virtual time), summary on the terminal, report and plots in
+# build/demo. Then a local run whose receipt is verified.
 demo: build wasm
+	./bin/plasmsim run scenarios/sim/smoke.yaml --out build/demo
 	./scripts/demo.sh
 
 test: build wasm vet

@@ -41,6 +41,8 @@ type Options struct {
 	Metrics  *metrics.Metrics   // nil: a fresh registry
 	// HostExtra are extra libp2p options (the simulator's transports).
 	HostExtra []libp2p.Option
+	// DHTExtra are extra DHT options (the simulator's thrift at scale).
+	DHTExtra []dht.Option
 	// BuildRecord overrides how the capability record is described (the
 	// simulator's lying nodes); nil: the node's real description.
 	BuildRecord func(caps.Record) caps.Record
@@ -129,6 +131,7 @@ func New(ctx context.Context, o Options) (_ *Node, err error) {
 	n.DHT, err = p2p.NewDHT(n.Host, p2p.DHTOptions{
 		Client: cfg.DHT.ClientMode, BucketSize: cfg.DHT.BucketSize,
 		Validators: map[string]record.Validator{caps.Namespace: validator},
+		Extra:      o.DHTExtra,
 	})
 	if err != nil {
 		return nil, err

@@ -3,7 +3,7 @@
 # sandbox, write its signed receipt, and verify it against the node's peer ID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=${DEMO_OUT:-build/demo}
+out=${DEMO_OUT:-build/demo/local}
 mkdir -p "$out"
 data="$out/data"
 
