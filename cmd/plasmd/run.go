@@ -158,23 +158,7 @@ func cmdRun(ctx context.Context, env *cmdEnv, args []string) int {
 }
 
 // outcomeStatus maps a job result to plasmd's exit status.
-func outcomeStatus(res wasm.Result) int {
-	switch res.Outcome {
-	case wasm.OutcomeExited:
-		return res.ExitCode & 0xff // as a shell would see it
-	case wasm.OutcomeTrapped:
-		return exitTrapped
-	case wasm.OutcomeTimeout:
-		return exitTimeout
-	case wasm.OutcomeMemoryLimit:
-		return exitMemoryLimit
-	case wasm.OutcomeInvalidModule:
-		return exitInvalidModule
-	case wasm.OutcomeHashMismatch:
-		return exitHashMismatch
-	}
-	return exitHarness
-}
+func outcomeStatus(res wasm.Result) int { return statusOf(string(res.Outcome), res.ExitCode) }
 
 func checkLimits(l wasm.Limits) error {
 	switch {
