@@ -16,23 +16,20 @@
 package canonical
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/phase-protocol/plasm/node/phase"
+	"github.com/phase-protocol/plasm/node/strictjson"
 )
 
 // MaxSafeInteger is the largest absolute integer value accepted (2^53−1).
-const MaxSafeInteger = 1<<53 - 1
-
-// maxDepth bounds nesting so hostile input cannot drive deep recursion.
-const maxDepth = 1000
+const MaxSafeInteger = phase.MaxSafeInteger
 
 // Marshal encodes v with encoding/json and returns its canonical form.
 func Marshal(v any) ([]byte, error) {
@@ -46,135 +43,84 @@ func Marshal(v any) ([]byte, error) {
 // Canonicalize returns the RFC 8785 canonical form of one JSON value: object
 // keys sorted by UTF-16 code units, no insignificant whitespace, strings
 // escaped as ECMAScript JSON.stringify does, integers in plain decimal.
-// Trailing data after the value is an error.
+// The input is read by strictjson, so duplicate keys, invalid UTF-8, lone
+// surrogate escapes and trailing data are errors, not resolved silently.
 func Canonicalize(jsonBytes []byte) ([]byte, error) {
-	if !utf8.Valid(jsonBytes) {
-		return nil, errors.New("canonical: input is not valid UTF-8")
-	}
-	if err := checkSurrogateEscapes(jsonBytes); err != nil {
-		return nil, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(jsonBytes))
-	dec.UseNumber()
-	p := parser{dec: dec}
-	v, err := p.value(0)
+	v, err := strictjson.Parse(jsonBytes)
 	if err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("canonical: trailing data after JSON value at offset %d", dec.InputOffset())
-	}
-	var buf bytes.Buffer
-	buf.Grow(len(jsonBytes))
-	write(&buf, v)
-	return buf.Bytes(), nil
-}
-
-// member is one object member; key16 caches the UTF-16 form for sorting.
-type member struct {
-	key   string
-	key16 []uint16
-	val   any
-}
-
-type object []member
-
-type parser struct {
-	dec *json.Decoder
-}
-
-func (p *parser) value(depth int) (any, error) {
-	if depth > maxDepth {
-		return nil, fmt.Errorf("canonical: nesting deeper than %d levels", maxDepth)
-	}
-	tok, err := p.dec.Token()
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("canonical: unexpected end of JSON input")
-		}
 		return nil, fmt.Errorf("canonical: %w", err)
 	}
-	switch t := tok.(type) {
-	case json.Delim:
-		switch t {
-		case '{':
-			return p.object(depth)
-		case '[':
-			return p.array(depth)
-		default:
-			return nil, fmt.Errorf("canonical: unexpected %q at offset %d", rune(t), p.dec.InputOffset())
-		}
-	case json.Number:
-		return parseInteger(t)
-	case string, bool, nil:
-		return t, nil
-	default:
-		return nil, fmt.Errorf("canonical: unexpected token %v", tok)
-	}
+	buf := make([]byte, 0, len(jsonBytes))
+	return write(buf, &v)
 }
 
-func (p *parser) object(depth int) (any, error) {
-	obj := object{}
-	seen := map[string]struct{}{}
-	for p.dec.More() {
-		tok, err := p.dec.Token()
-		if err != nil {
-			return nil, fmt.Errorf("canonical: %w", err)
-		}
-		key, ok := tok.(string)
-		if !ok {
-			return nil, fmt.Errorf("canonical: object key is not a string at offset %d", p.dec.InputOffset())
-		}
-		if _, dup := seen[key]; dup {
-			return nil, fmt.Errorf("canonical: duplicate object key %q", key)
-		}
-		seen[key] = struct{}{}
-		v, err := p.value(depth + 1)
+// write appends the canonical form of v.
+func write(buf []byte, v *strictjson.Value) ([]byte, error) {
+	switch v.Kind {
+	case strictjson.Null:
+		return append(buf, "null"...), nil
+	case strictjson.Bool:
+		return strconv.AppendBool(buf, v.Bool), nil
+	case strictjson.Number:
+		n, err := parseInteger(v.Text)
 		if err != nil {
 			return nil, err
 		}
-		obj = append(obj, member{key: key, key16: utf16.Encode([]rune(key)), val: v})
+		return strconv.AppendInt(buf, n, 10), nil
+	case strictjson.String:
+		return appendString(buf, v.Text), nil
+	case strictjson.Array:
+		buf = append(buf, '[')
+		for i := range v.Items {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			var err error
+			if buf, err = write(buf, &v.Items[i]); err != nil {
+				return nil, err
+			}
+		}
+		return append(buf, ']'), nil
 	}
-	if err := p.closing('}'); err != nil {
-		return nil, err
-	}
-	// RFC 8785 §3.2.3: sort by the keys' UTF-16 code units.
-	slices.SortFunc(obj, func(a, b member) int { return slices.Compare(a.key16, b.key16) })
-	return obj, nil
-}
-
-func (p *parser) array(depth int) (any, error) {
-	arr := []any{}
-	for p.dec.More() {
-		v, err := p.value(depth + 1)
-		if err != nil {
+	// RFC 8785 §3.2.3: members sorted by the names' UTF-16 code units.
+	members := slices.Clone(v.Members)
+	slices.SortFunc(members, func(a, b strictjson.Member) int { return compareUTF16(a.Name, b.Name) })
+	buf = append(buf, '{')
+	for i := range members {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(appendString(buf, members[i].Name), ':')
+		var err error
+		if buf, err = write(buf, &members[i].Value); err != nil {
 			return nil, err
 		}
-		arr = append(arr, v)
 	}
-	if err := p.closing(']'); err != nil {
-		return nil, err
-	}
-	return arr, nil
+	return append(buf, '}'), nil
 }
 
-func (p *parser) closing(want json.Delim) error {
-	tok, err := p.dec.Token()
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return errors.New("canonical: unexpected end of JSON input")
+// compareUTF16 orders strings by their UTF-16 code units. UTF-8 byte order
+// equals code point order, which differs from UTF-16 order only where a
+// supplementary character (a surrogate pair, D800–DFFF) meets a BMP
+// character at or above U+E000; only then are the code units compared.
+func compareUTF16(a, b string) int {
+	if isASCII(a) && isASCII(b) {
+		return strings.Compare(a, b)
+	}
+	return slices.Compare(utf16.Encode([]rune(a)), utf16.Encode([]rune(b)))
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
 		}
-		return fmt.Errorf("canonical: %w", err)
 	}
-	if d, ok := tok.(json.Delim); !ok || d != want {
-		return fmt.Errorf("canonical: expected %q at offset %d", rune(want), p.dec.InputOffset())
-	}
-	return nil
+	return true
 }
 
 // parseInteger accepts only plain integer literals within ±(2^53−1).
-func parseInteger(n json.Number) (int64, error) {
-	s := string(n)
+func parseInteger(s string) (int64, error) {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c == '.' || c == 'e' || c == 'E' {
 			return 0, fmt.Errorf("canonical: number %s is not an integer (only integers without fraction or exponent are supported)", truncate(s))
@@ -194,101 +140,6 @@ func truncate(s string) string {
 	return s
 }
 
-// checkSurrogateEscapes rejects \u escapes that encode a lone UTF-16
-// surrogate; encoding/json would silently turn them into U+FFFD, which would
-// let two different inputs share one canonical form. Backslashes only occur
-// inside strings in valid JSON; invalid JSON is rejected later by the decoder.
-func checkSurrogateEscapes(b []byte) error {
-	for i := 0; i < len(b); i++ {
-		if b[i] != '\\' {
-			continue
-		}
-		if i+1 >= len(b) {
-			return nil
-		}
-		if b[i+1] != 'u' {
-			i++ // skip the escaped character (it may itself be a backslash)
-			continue
-		}
-		r, ok := hex4(b, i+2)
-		if !ok {
-			return nil // malformed escape: the decoder reports it
-		}
-		switch {
-		case r >= 0xD800 && r <= 0xDBFF:
-			if i+7 < len(b) && b[i+6] == '\\' && b[i+7] == 'u' {
-				if lo, ok := hex4(b, i+8); ok && lo >= 0xDC00 && lo <= 0xDFFF {
-					i += 11
-					continue
-				}
-			}
-			return fmt.Errorf("canonical: lone UTF-16 surrogate escape \\u%04x at offset %d", r, i)
-		case r >= 0xDC00 && r <= 0xDFFF:
-			return fmt.Errorf("canonical: lone UTF-16 surrogate escape \\u%04x at offset %d", r, i)
-		}
-		i += 5
-	}
-	return nil
-}
-
-func hex4(b []byte, at int) (rune, bool) {
-	if at+4 > len(b) {
-		return 0, false
-	}
-	var r rune
-	for _, c := range b[at : at+4] {
-		r <<= 4
-		switch {
-		case c >= '0' && c <= '9':
-			r |= rune(c - '0')
-		case c >= 'a' && c <= 'f':
-			r |= rune(c-'a') + 10
-		case c >= 'A' && c <= 'F':
-			r |= rune(c-'A') + 10
-		default:
-			return 0, false
-		}
-	}
-	return r, true
-}
-
-func write(buf *bytes.Buffer, v any) {
-	switch t := v.(type) {
-	case nil:
-		buf.WriteString("null")
-	case bool:
-		if t {
-			buf.WriteString("true")
-		} else {
-			buf.WriteString("false")
-		}
-	case int64:
-		buf.WriteString(strconv.FormatInt(t, 10))
-	case string:
-		writeString(buf, t)
-	case []any:
-		buf.WriteByte('[')
-		for i, e := range t {
-			if i > 0 {
-				buf.WriteByte(',')
-			}
-			write(buf, e)
-		}
-		buf.WriteByte(']')
-	case object:
-		buf.WriteByte('{')
-		for i, m := range t {
-			if i > 0 {
-				buf.WriteByte(',')
-			}
-			writeString(buf, m.key)
-			buf.WriteByte(':')
-			write(buf, m.val)
-		}
-		buf.WriteByte('}')
-	}
-}
-
 const hexDigits = "0123456789abcdef"
 
 // AppendString appends s as a canonical JSON string literal (quotes
@@ -298,9 +149,7 @@ func AppendString(dst []byte, s string) []byte {
 	if !utf8.ValidString(s) {
 		s = replaceInvalid(s)
 	}
-	buf := bytes.NewBuffer(dst)
-	writeString(buf, s)
-	return buf.Bytes()
+	return appendString(dst, s)
 }
 
 func replaceInvalid(s string) string {
@@ -318,40 +167,39 @@ func replaceInvalid(s string) string {
 	return b.String()
 }
 
-// writeString escapes as ECMAScript JSON.stringify (RFC 8785 §3.2.2.2):
+// appendString escapes as ECMAScript JSON.stringify (RFC 8785 §3.2.2.2):
 // only the two-character escapes and \u00xx for other control characters;
 // everything else, including non-ASCII, '/', '<', U+2028, is written as-is.
-func writeString(buf *bytes.Buffer, s string) {
-	buf.WriteByte('"')
+func appendString(buf []byte, s string) []byte {
+	buf = append(buf, '"')
 	start := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= 0x20 && c != '"' && c != '\\' {
 			continue
 		}
-		buf.WriteString(s[start:i])
+		buf = append(buf, s[start:i]...)
 		switch c {
 		case '"':
-			buf.WriteString(`\"`)
+			buf = append(buf, `\"`...)
 		case '\\':
-			buf.WriteString(`\\`)
+			buf = append(buf, `\\`...)
 		case '\b':
-			buf.WriteString(`\b`)
+			buf = append(buf, `\b`...)
 		case '\f':
-			buf.WriteString(`\f`)
+			buf = append(buf, `\f`...)
 		case '\n':
-			buf.WriteString(`\n`)
+			buf = append(buf, `\n`...)
 		case '\r':
-			buf.WriteString(`\r`)
+			buf = append(buf, `\r`...)
 		case '\t':
-			buf.WriteString(`\t`)
+			buf = append(buf, `\t`...)
 		default:
-			buf.WriteString(`\u00`)
-			buf.WriteByte(hexDigits[c>>4])
-			buf.WriteByte(hexDigits[c&0xf])
+			buf = append(buf, `\u00`...)
+			buf = append(buf, hexDigits[c>>4], hexDigits[c&0xf])
 		}
 		start = i + 1
 	}
-	buf.WriteString(s[start:])
-	buf.WriteByte('"')
+	buf = append(buf, s[start:]...)
+	return append(buf, '"')
 }

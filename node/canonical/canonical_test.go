@@ -8,9 +8,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/phase-protocol/plasm/node/strictjson"
 )
 
-func TestCanonicalizeVectors(t *testing.T) {
+func TestAPI27_API28_CanonicalizeVectors(t *testing.T) {
 	tests := []struct {
 		name string
 		in   string
@@ -84,7 +86,7 @@ func TestCanonicalizeVectors(t *testing.T) {
 	}
 }
 
-func TestCanonicalizeRejects(t *testing.T) {
+func TestAPI29_CanonicalizeRejects(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      string
@@ -96,21 +98,21 @@ func TestCanonicalizeRejects(t *testing.T) {
 		{"too large", `9007199254740992`, "out of range"},
 		{"too small", `-9007199254740992`, "out of range"},
 		{"huge", `123456789012345678901234567890`, "out of range"},
-		{"duplicate key", `{"a":1,"a":2}`, `duplicate object key "a"`},
-		{"duplicate key after unescape", `{"a":1,"\u0061":2}`, `duplicate object key "a"`},
-		{"nested duplicate", `[{"x":{"k":1,"k":1}}]`, `duplicate object key "k"`},
+		{"duplicate key", `{"a":1,"a":2}`, `duplicate member name "a"`},
+		{"duplicate key after unescape", `{"a":1,"\u0061":2}`, `duplicate member name "a"`},
+		{"nested duplicate", `[{"x":{"k":1,"k":1}}]`, `duplicate member name "k"`},
 		{"trailing data", `{} {}`, "trailing data"},
 		{"trailing garbage", `1 x`, "trailing data"},
-		{"empty", ``, "unexpected end"},
+		{"empty", ``, "empty input"},
 		{"unterminated object", `{"a":1`, "unexpected end"},
 		{"unterminated array", `[1,2`, "unexpected end"},
-		{"trailing comma", `[1,]`, "invalid character"},
+		{"trailing comma", `[1,]`, "want a value"},
 		{"bare word", `nul`, "canonical"},
 		{"invalid utf-8", "\"\xff\"", "not valid UTF-8"},
 		{"lone high surrogate", `"\ud800"`, "lone UTF-16 surrogate"},
 		{"lone low surrogate", `"\udc00x"`, "lone UTF-16 surrogate"},
 		{"high then non-low", `"\ud800\u0041"`, "lone UTF-16 surrogate"},
-		{"too deep", strings.Repeat("[", maxDepth+2) + strings.Repeat("]", maxDepth+2), "nesting deeper"},
+		{"too deep", strings.Repeat("[", strictjson.MaxDepth+2) + strings.Repeat("]", strictjson.MaxDepth+2), "nesting deeper"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

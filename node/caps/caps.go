@@ -22,12 +22,10 @@
 package caps
 
 import (
-	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"time"
@@ -36,6 +34,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/phase-protocol/plasm/node/canonical"
+	"github.com/phase-protocol/plasm/node/phase"
+	"github.com/phase-protocol/plasm/node/strictjson"
 )
 
 // Record format constants.
@@ -46,7 +46,7 @@ const (
 	// capability signature can never be replayed as another kind of message.
 	DomainPrefix = "phase-caps:v1:"
 	// MaxRecordSize caps the JSON encoding of a record, in bytes.
-	MaxRecordSize = 4096
+	MaxRecordSize = phase.MaxRecordSize
 	// MaxLifetime caps expires_at - issued_at: a record must be refreshed at
 	// least this often, so a lost node drops out of the DHT within a day.
 	MaxLifetime = 24 * time.Hour
@@ -56,10 +56,7 @@ const (
 	// are IEEE-754 doubles, so larger integers would not survive
 	// canonicalisation in every implementation (hence seq is unix-micros,
 	// not unix-nanos).
-	MaxSafeInteger = canonical.MaxSafeInteger
-	// DefaultRuntime and DefaultABI describe this implementation.
-	DefaultRuntime = "wazero"
-	DefaultABI     = "wasi_snapshot_preview1"
+	MaxSafeInteger = phase.MaxSafeInteger
 )
 
 // Range limits for numeric fields. They exist to reject nonsense and keep
@@ -80,6 +77,8 @@ type Limits struct {
 	MaxMemoryMB       int   `json:"max_memory_mb"`
 	MaxTimeoutSeconds int   `json:"max_timeout_seconds"`
 	MaxConcurrentJobs int   `json:"max_concurrent_jobs"`
+	MaxStdinBytes     int64 `json:"max_stdin_bytes"`   // largest stdin frame
+	MaxJobsPerPeer    int   `json:"max_jobs_per_peer"` // accepted, unfinished jobs of one requester
 }
 
 // Load is the node's load when the record was signed.
@@ -154,30 +153,10 @@ func fieldErr(field, format string, args ...any) error {
 	return &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
-// goArches is the allowlist of Go GOARCH names a record may carry.
-var goArches = []string{
-	"386", "amd64", "arm", "arm64", "loong64", "mips", "mipsle", "mips64",
-	"mips64le", "ppc64", "ppc64le", "riscv64", "s390x", "wasm",
-}
-
-var archAliases = map[string]string{"x86_64": "amd64", "aarch64": "arm64"}
-
-// NormalizeArch maps an architecture name to its Go GOARCH name, accepting
-// x86_64 and aarch64 as aliases. Names are matched exactly (case-sensitive).
-func NormalizeArch(s string) (string, error) {
-	if a, ok := archAliases[s]; ok {
-		return a, nil
-	}
-	if slices.Contains(goArches, s) {
-		return s, nil
-	}
-	return "", fmt.Errorf("unknown arch %q (want a Go GOARCH name such as amd64 or arm64, or x86_64/aarch64)", s)
-}
-
-// normArch is NormalizeArch for values already validated (or for matching,
-// where an unknown name simply matches nothing but itself).
+// normArch is phase.NormalizeArch for values already validated (or for
+// matching, where an unknown name simply matches nothing but itself).
 func normArch(s string) string {
-	if a, err := NormalizeArch(s); err == nil {
+	if a, err := phase.NormalizeArch(s); err == nil {
 		return a
 	}
 	return s
@@ -192,23 +171,53 @@ func Parse(data []byte) (*Record, error) {
 	if len(data) > MaxRecordSize {
 		return nil, fmt.Errorf("%w: %d bytes (max %d)", ErrTooLarge, len(data), MaxRecordSize)
 	}
-	if err := checkKeys(data); err != nil {
-		return nil, err
-	}
-	var r Record
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return nil, fieldErr(te.Field, "wrong type: got JSON %s, want %s", te.Value, te.Type)
-		}
+	f, err := strictjson.ParseObject(data)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	f.Only(topKeys...)
+	const lim = MaxSafeInteger
+	r := &Record{
+		Version:        int(f.Int("version", true, -lim, lim)),
+		PeerID:         f.String("peer_id", true),
+		Arch:           f.String("arch", true),
+		OS:             f.String("os", true),
+		CPUCores:       int(f.Int("cpu_cores", true, -lim, lim)),
+		MemoryMB:       int(f.Int("memory_mb", true, -lim, lim)),
+		Runtime:        f.String("runtime", true),
+		RuntimeVersion: f.String("runtime_version", true),
+		ABIs:           f.Strings("abis", true, maxABIs),
+		Seq:            uint64(f.Int("seq", true, 0, lim)),
+		IssuedAt:       f.Int("issued_at", true, -lim, lim),
+		ExpiresAt:      f.Int("expires_at", true, -lim, lim),
+		Signature:      f.String("signature", true),
+	}
+	if l := f.Object("limits", true); l != nil {
+		l.Only(limitsKeys...)
+		r.Limits = Limits{
+			MaxModuleBytes:    l.Int("max_module_bytes", true, -lim, lim),
+			MaxMemoryMB:       int(l.Int("max_memory_mb", true, -lim, lim)),
+			MaxTimeoutSeconds: int(l.Int("max_timeout_seconds", true, -lim, lim)),
+			MaxConcurrentJobs: int(l.Int("max_concurrent_jobs", true, -lim, lim)),
+			MaxStdinBytes:     l.Int("max_stdin_bytes", true, -lim, lim),
+			MaxJobsPerPeer:    int(l.Int("max_jobs_per_peer", true, -lim, lim)),
+		}
+	}
+	if l := f.Object("load", true); l != nil {
+		l.Only(loadKeys...)
+		r.Load = Load{
+			RunningJobs: int(l.Int("running_jobs", true, -lim, lim)),
+			QueuedJobs:  int(l.Int("queued_jobs", true, -lim, lim)),
+		}
+	}
+	var fe *strictjson.FieldError
+	if err := f.Err(); errors.As(err, &fe) {
+		return nil, &FieldError{Field: fe.Path, Msg: fe.Msg}
 	}
 	if err := r.validate(true); err != nil {
 		return nil, err
 	}
-	return &r, nil
+	return r, nil
 }
 
 // Marshal returns the record's JSON wire form, refusing a record that peers
@@ -262,7 +271,7 @@ func (r *Record) Sign(priv crypto.PrivKey) error {
 		return fmt.Errorf("sign capability record: peer_id %s does not match signing key %s: %w", r.PeerID, id, ErrWrongPeer)
 	}
 	if r.Arch != "" {
-		a, err := NormalizeArch(r.Arch)
+		a, err := phase.NormalizeArch(r.Arch)
 		if err != nil {
 			return fmt.Errorf("sign capability record: %w", fieldErr("arch", "%v", err))
 		}
@@ -360,7 +369,7 @@ func (r *Record) validate(withSig bool) error {
 	if r.Arch == "" {
 		return fieldErr("arch", "missing")
 	}
-	if _, err := NormalizeArch(r.Arch); err != nil {
+	if _, err := phase.NormalizeArch(r.Arch); err != nil {
 		return fieldErr("arch", "%v", err)
 	}
 	if err := checkToken("os", r.OS, false); err != nil {
@@ -403,6 +412,12 @@ func (r *Record) validate(withSig bool) error {
 		return err
 	}
 	if err := checkRange("limits.max_concurrent_jobs", int64(r.Limits.MaxConcurrentJobs), 1, maxJobs); err != nil {
+		return err
+	}
+	if err := checkRange("limits.max_stdin_bytes", r.Limits.MaxStdinBytes, 0, maxModuleBytes); err != nil {
+		return err
+	}
+	if err := checkRange("limits.max_jobs_per_peer", int64(r.Limits.MaxJobsPerPeer), 1, maxJobs); err != nil {
 		return err
 	}
 	if err := checkRange("load.running_jobs", int64(r.Load.RunningJobs), 0, maxJobs); err != nil {
@@ -471,96 +486,6 @@ func checkToken(field, s string, mixedCase bool) error {
 var (
 	topKeys = []string{"version", "peer_id", "arch", "os", "cpu_cores", "memory_mb", "runtime",
 		"runtime_version", "abis", "limits", "load", "seq", "issued_at", "expires_at", "signature"}
-	limitsKeys = []string{"max_module_bytes", "max_memory_mb", "max_timeout_seconds", "max_concurrent_jobs"}
+	limitsKeys = []string{"max_module_bytes", "max_memory_mb", "max_timeout_seconds", "max_concurrent_jobs", "max_stdin_bytes", "max_jobs_per_peer"}
 	loadKeys   = []string{"running_jobs", "queued_jobs"}
 )
-
-// checkKeys walks the JSON tokens and rejects what encoding/json would
-// silently accept: duplicate keys (last wins), keys in a different case
-// (matched case-insensitively), missing keys, and trailing data.
-func checkKeys(data []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	if err := walkObject(dec, "", topKeys); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%w: trailing data after the record object", ErrMalformed)
-	}
-	return nil
-}
-
-func walkObject(dec *json.Decoder, prefix string, allowed []string) error {
-	where := "record"
-	if prefix != "" {
-		where = fmt.Sprintf("field %q", strings.TrimSuffix(prefix, "."))
-	}
-	tok, err := dec.Token()
-	if err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrMalformed, where, err)
-	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
-		return fmt.Errorf("%w: %s: want a JSON object, got %v", ErrMalformed, where, tok)
-	}
-	seen := make(map[string]bool, len(allowed))
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return fmt.Errorf("%w: %s: %v", ErrMalformed, where, err)
-		}
-		k, _ := tok.(string)
-		name := prefix + k
-		if !slices.Contains(allowed, k) {
-			return &FieldError{Field: name, Msg: "unknown field"}
-		}
-		if seen[k] {
-			return &FieldError{Field: name, Msg: "duplicate field"}
-		}
-		seen[k] = true
-		switch name {
-		case "limits":
-			err = walkObject(dec, "limits.", limitsKeys)
-		case "load":
-			err = walkObject(dec, "load.", loadKeys)
-		default:
-			err = skipValue(dec)
-		}
-		if err != nil {
-			if errors.Is(err, ErrMalformed) { // already names the field
-				return err
-			}
-			return fmt.Errorf("%w: field %q: %v", ErrMalformed, name, err)
-		}
-	}
-	if _, err := dec.Token(); err != nil { // closing '}'
-		return fmt.Errorf("%w: %s: %v", ErrMalformed, where, err)
-	}
-	for _, k := range allowed {
-		if !seen[k] {
-			return &FieldError{Field: prefix + k, Msg: "missing"}
-		}
-	}
-	return nil
-}
-
-// skipValue consumes one JSON value of any shape.
-func skipValue(dec *json.Decoder) error {
-	depth := 0
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return err
-		}
-		if d, ok := tok.(json.Delim); ok {
-			switch d {
-			case '{', '[':
-				depth++
-			default:
-				depth--
-			}
-		}
-		if depth == 0 {
-			return nil
-		}
-	}
-}

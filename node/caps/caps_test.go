@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
 	mh "github.com/multiformats/go-multihash"
+	"github.com/phase-protocol/plasm/node/phase"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -36,11 +37,11 @@ func TestSignParseVerifyRoundTrip(t *testing.T) {
 // The signed bytes are pinned so that other implementations (PHP, JS) can
 // check their canonical form against ours; the signature is checked with the
 // standard library, independent of libp2p.
-func TestSigningBytesKnownAnswer(t *testing.T) {
+func TestCAP1_SigningBytesKnownAnswer(t *testing.T) {
 	r, priv, id := signedRecord(t, 0, nil)
 	want := `phase-caps:v1:{"abis":["wasi_snapshot_preview1"],"arch":"amd64","cpu_cores":4,` +
-		`"expires_at":1800003600,"issued_at":1800000000,"limits":{"max_concurrent_jobs":8,` +
-		`"max_memory_mb":1024,"max_module_bytes":8388608,"max_timeout_seconds":300},` +
+		`"expires_at":1800003600,"issued_at":1800000000,"limits":{"max_concurrent_jobs":8,"max_jobs_per_peer":4,` +
+		`"max_memory_mb":1024,"max_module_bytes":8388608,"max_stdin_bytes":1048576,"max_timeout_seconds":300},` +
 		`"load":{"queued_jobs":2,"running_jobs":1},"memory_mb":4096,"os":"linux","peer_id":"` + id.String() +
 		`","runtime":"wazero","runtime_version":"v1.12.0","seq":1800000000000000,"version":1}`
 	msg, err := r.SigningBytes()
@@ -72,6 +73,8 @@ var tamperCases = map[string]func(r *Record, other peer.ID){
 	"limits.max_memory_mb":       func(r *Record, _ peer.ID) { r.Limits.MaxMemoryMB++ },
 	"limits.max_timeout_seconds": func(r *Record, _ peer.ID) { r.Limits.MaxTimeoutSeconds++ },
 	"limits.max_concurrent_jobs": func(r *Record, _ peer.ID) { r.Limits.MaxConcurrentJobs++ },
+	"limits.max_stdin_bytes":     func(r *Record, _ peer.ID) { r.Limits.MaxStdinBytes++ },
+	"limits.max_jobs_per_peer":   func(r *Record, _ peer.ID) { r.Limits.MaxJobsPerPeer++ },
 	"load.running_jobs":          func(r *Record, _ peer.ID) { r.Load.RunningJobs = 0 },
 	"load.queued_jobs":           func(r *Record, _ peer.ID) { r.Load.QueuedJobs = 0 },
 	"seq":                        func(r *Record, _ peer.ID) { r.Seq++ },
@@ -104,7 +107,7 @@ func TestTamperCoversEveryField(t *testing.T) {
 	assert.Len(t, tamperCases, len(paths))
 }
 
-func TestTamperEveryFieldFailsVerify(t *testing.T) {
+func TestCAP1_TamperEveryFieldFailsVerify(t *testing.T) {
 	_, other := testKey(t, 99)
 	for field, tamper := range tamperCases {
 		t.Run(field, func(t *testing.T) {
@@ -126,7 +129,7 @@ func TestTamperEveryFieldFailsVerify(t *testing.T) {
 	}
 }
 
-func TestVerifyTimeWindow(t *testing.T) {
+func TestCAP2_VerifyTimeWindow(t *testing.T) {
 	r, _, _ := signedRecord(t, 1, nil)
 	tests := []struct {
 		name string
@@ -152,7 +155,7 @@ func TestVerifyTimeWindow(t *testing.T) {
 	}
 }
 
-func TestWrongSigner(t *testing.T) {
+func TestCAP1_WrongSigner(t *testing.T) {
 	privB, idB := testKey(t, 2)
 	_, idA := testKey(t, 1)
 
@@ -225,7 +228,7 @@ func TestVerifyRejectsNonEd25519PeerIDs(t *testing.T) {
 	assert.ErrorIs(t, Verify(nil, testNow), ErrMalformed)
 }
 
-func TestParseSizeCap(t *testing.T) {
+func TestCAP2_ParseSizeCap(t *testing.T) {
 	r, _, _ := signedRecord(t, 1, nil)
 	b := mustMarshal(t, r)
 	pad := func(n int) []byte { // whitespace keeps the JSON valid
@@ -254,7 +257,7 @@ func jsonEdit(t *testing.T, edit func(m map[string]any)) []byte {
 	return b
 }
 
-func TestParseRejectsMalformed(t *testing.T) {
+func TestCAP2_ParseRejectsMalformed(t *testing.T) {
 	r, _, _ := signedRecord(t, 1, nil)
 	good := string(mustMarshal(t, r))
 	set := func(k string, v any) []byte {
@@ -279,7 +282,7 @@ func TestParseRejectsMalformed(t *testing.T) {
 		{"duplicate field", []byte(`{"version":1,` + good[1:]), "version"},
 		{"key case", []byte(strings.Replace(good, `"os"`, `"OS"`, 1)), "OS"},
 		{"unknown nested", setSub("limits", "gpu", 1), "limits.gpu"},
-		{"duplicate nested", []byte(strings.Replace(good, `"limits":{`, `"limits":{"max_memory_mb":1,`, 1)), "limits.max_memory_mb"},
+		{"duplicate nested", []byte(strings.Replace(good, `"limits":{`, `"limits":{"max_memory_mb":1,`, 1)), `duplicate member name "max_memory_mb"`},
 		{"missing version", del("version"), "version"},
 		{"missing signature", del("signature"), "signature"},
 		{"missing nested", jsonEdit(t, func(m map[string]any) { delete(m["load"].(map[string]any), "queued_jobs") }), "load.queued_jobs"},
@@ -353,38 +356,6 @@ func TestFieldErrorNamesField(t *testing.T) {
 	assert.Equal(t, `capability record: field "memory_mb": 0 out of range [1, 16777216]`, err.Error())
 }
 
-func TestNormalizeArch(t *testing.T) {
-	tests := []struct {
-		in, want string
-		ok       bool
-	}{
-		{"amd64", "amd64", true},
-		{"x86_64", "amd64", true},
-		{"arm64", "arm64", true},
-		{"aarch64", "arm64", true},
-		{"riscv64", "riscv64", true},
-		{"386", "386", true},
-		{"s390x", "s390x", true},
-		{"", "", false},
-		{"AMD64", "", false},
-		{"x86-64", "", false},
-		{"sparc", "", false},
-		{"amd64 ", "", false},
-	}
-	for _, tc := range tests {
-		t.Run(tc.in, func(t *testing.T) {
-			got, err := NormalizeArch(tc.in)
-			if !tc.ok {
-				require.Error(t, err)
-				assert.Contains(t, err.Error(), fmt.Sprintf("%q", tc.in))
-				return
-			}
-			require.NoError(t, err)
-			assert.Equal(t, tc.want, got)
-		})
-	}
-}
-
 func TestArchAliases(t *testing.T) {
 	// Sign normalises what the node operator wrote.
 	r, _, _ := signedRecord(t, 1, func(r *Record) { r.Arch = "x86_64" })
@@ -413,7 +384,7 @@ func TestArchAliases(t *testing.T) {
 	assert.Contains(t, ProviderKeys(got), "/phase/cap/arch/arm64")
 }
 
-func TestProviderKeysAndCID(t *testing.T) {
+func TestCAP3_ProviderKeysAndCID(t *testing.T) {
 	r, _, _ := signedRecord(t, 1, func(r *Record) { r.ABIs = []string{"wasi_snapshot_preview1", "phase_host_v1"} })
 	keys := ProviderKeys(r)
 	assert.Equal(t, []string{
@@ -435,7 +406,7 @@ func TestProviderKeysAndCID(t *testing.T) {
 		seen[c.String()] = true
 	}
 	assert.Len(t, seen, len(keys), "distinct keys give distinct CIDs")
-	assert.Equal(t, ProviderCID(keys[0]), ProviderCID(RuntimeKey(DefaultABI)))
+	assert.Equal(t, ProviderCID(keys[0]), ProviderCID(RuntimeKey(phase.ABIWASIP1)))
 }
 
 func TestRejectReason(t *testing.T) {

@@ -3,7 +3,6 @@ package caps
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/phase-protocol/plasm/node/wire"
 	"strings"
 	"testing"
 
@@ -81,21 +80,5 @@ func FuzzValidate(f *testing.F) {
 		i, err := v.Select(key, [][]byte{[]byte("junk"), value})
 		require.NoError(t, err)
 		require.Equal(t, 1, i)
-	})
-}
-
-// FuzzRequest: the live-query request path never panics on any bytes.
-func FuzzRequest(f *testing.F) {
-	f.Add([]byte("\x17" + `{"type":"caps_request"}`))
-	f.Add([]byte{0x80, 0x80, 0x80})
-	f.Add([]byte("\x02{}"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		body, err := wire.ReadFrame(bytes.NewReader(data), maxRequestFrame, "caps request")
-		if err != nil {
-			return
-		}
-		require.LessOrEqual(t, len(body), maxRequestFrame)
-		_ = parseRequest(body)
-		_, _ = parseResponse(body)
 	})
 }

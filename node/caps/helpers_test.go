@@ -45,7 +45,7 @@ func baseRecord(id peer.ID) Record {
 		Runtime:        "wazero",
 		RuntimeVersion: "v1.12.0",
 		ABIs:           []string{"wasi_snapshot_preview1"},
-		Limits:         Limits{MaxModuleBytes: 8 << 20, MaxMemoryMB: 1024, MaxTimeoutSeconds: 300, MaxConcurrentJobs: 8},
+		Limits:         Limits{MaxModuleBytes: 8 << 20, MaxMemoryMB: 1024, MaxTimeoutSeconds: 300, MaxConcurrentJobs: 8, MaxStdinBytes: 1 << 20, MaxJobsPerPeer: 4},
 		Load:           Load{RunningJobs: 1, QueuedJobs: 2},
 		Seq:            1_800_000_000_000_000,
 		IssuedAt:       testIssued,

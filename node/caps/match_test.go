@@ -5,12 +5,13 @@ import (
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/phase-protocol/plasm/node/phase"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
-func TestMatch(t *testing.T) {
+func TestCAP5_Match(t *testing.T) {
 	r := baseRecord(mustID(t, 1)) // amd64, 4 cores, 4096 MB, per-job 1024 MB, 8 MiB modules, 300 s, load 1+2
 	r.MemoryMB = 900              // less than the per-job limit: both are checked
 
@@ -20,7 +21,7 @@ func TestMatch(t *testing.T) {
 		why  string // "" = match; else a substring naming the field
 	}{
 		{"no requirements", Requirements{}, ""},
-		{"everything at the limit", Requirements{Runtime: "wazero", ABI: DefaultABI, Arch: "amd64", RequireArch: true,
+		{"everything at the limit", Requirements{Runtime: "wazero", ABI: phase.ABIWASIP1, Arch: "amd64", RequireArch: true,
 			MinMemoryMB: 900, MinCores: 4, MaxModuleBytes: 8 << 20, TimeoutSeconds: 300, MaxLoad: 3}, ""},
 		{"runtime", Requirements{Runtime: "wasmtime"}, "runtime:"},
 		{"abi", Requirements{ABI: "wasi_snapshot_preview2"}, "abis:"},
@@ -28,11 +29,10 @@ func TestMatch(t *testing.T) {
 		{"arch required via alias", Requirements{Arch: "aarch64", RequireArch: true}, "arch: node is amd64, job requires arm64"},
 		{"arch alias matches", Requirements{Arch: "x86_64", RequireArch: true}, ""},
 		{"arch only preferred", Requirements{Arch: "arm64"}, ""},
-		{"per-job memory limit", Requirements{MinMemoryMB: 1025}, "limits.max_memory_mb"},
+		{"stdin size", Requirements{StdinBytes: 1<<20 + 1}, "limits.max_stdin_bytes"},
 		{"memory available", Requirements{MinMemoryMB: 901}, "memory_mb: node has 900 MB"},
 		{"cores", Requirements{MinCores: 5}, "cpu_cores"},
 		{"module size", Requirements{MaxModuleBytes: 8<<20 + 1}, "limits.max_module_bytes"},
-		{"timeout", Requirements{TimeoutSeconds: 301}, "limits.max_timeout_seconds"},
 		{"load", Requirements{MaxLoad: 2}, "load: node has 3"},
 		{"first unmet wins", Requirements{Runtime: "x", MinCores: 99}, "runtime:"},
 	}
@@ -51,6 +51,26 @@ func TestMatch(t *testing.T) {
 	ok, why := Match(nil, Requirements{})
 	assert.False(t, ok)
 	assert.NotEmpty(t, why)
+}
+
+// CAP-6: the per-job maxima are clamped (EXEC-7), not refused, so they do
+// not filter; Rank puts the nodes that run a job unclamped first.
+func TestCAP6_ClampedNodesMatchAndRankLast(t *testing.T) {
+	small := baseRecord(mustID(t, 1)) // per-job 1024 MB, 300 s; 4096 MB in all
+	big := baseRecord(mustID(t, 2))
+	big.Limits.MaxMemoryMB, big.Limits.MaxTimeoutSeconds = 4096, 3600
+	big.Load = Load{RunningJobs: 7} // busier: would rank last on load alone
+	for _, req := range []Requirements{{MinMemoryMB: 2048}, {TimeoutSeconds: 600}} {
+		ok, why := Match(&small, req)
+		assert.True(t, ok, why)
+		assert.False(t, Unclamped(&small, req))
+		assert.True(t, Unclamped(&big, req))
+		ranked := Rank([]*Record{&small, &big}, req)
+		require.Len(t, ranked, 2)
+		assert.Equal(t, big.PeerID, ranked[0].PeerID, "%+v", req)
+	}
+	ok, _ := Match(&small, Requirements{MinMemoryMB: 4097})
+	assert.False(t, ok, "more memory than the node offers in all is refused")
 }
 
 func mustID(t *testing.T, n byte) peer.ID {
@@ -117,6 +137,22 @@ func TestRank(t *testing.T) {
 			rev[len(all)-1-i] = r
 		}
 		assert.Equal(t, want, name(Rank(rev, req)))
+	})
+	t.Run("salt breaks ties, never the order of load", func(t *testing.T) {
+		req := Requirements{MinMemoryMB: 1024, Salt: 42}
+		again := name(Rank(all, req))
+		assert.Equal(t, again, name(Rank(all, req)), "the same salt gives the same order")
+		firsts := map[string]bool{}
+		for salt := range uint64(64) {
+			req.Salt = salt + 1
+			got := name(Rank(all, req))
+			require.Len(t, got, 7)
+			assert.ElementsMatch(t, []string{"idle", "idleTwin", "armIdle"}, got[:3], "idle nodes first, whatever the salt")
+			assert.ElementsMatch(t, []string{"half", "halfBig"}, got[3:5], "then the half-loaded")
+			assert.Equal(t, []string{"armBusy", "busy"}, got[5:])
+			firsts[got[0]] = true
+		}
+		assert.Len(t, firsts, 3, "every idle node comes first for some salt")
 	})
 	t.Run("duplicates keep the highest seq", func(t *testing.T) {
 		newer := *busy

@@ -9,6 +9,7 @@ import (
 
 	record "github.com/libp2p/go-libp2p-record"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/phase-protocol/plasm/node/phase"
 )
 
 // Namespace is the DHT record namespace of capability records.
@@ -24,14 +25,14 @@ func Key(id peer.ID) string { return keyPrefix + id.String() }
 func PeerFromKey(key string) (peer.ID, error) {
 	s, ok := strings.CutPrefix(key, keyPrefix)
 	if !ok {
-		return "", fmt.Errorf("%w: %q is not in namespace %s", ErrBadKey, truncate(key), keyPrefix)
+		return "", fmt.Errorf("%w: %s is not in namespace %s", ErrBadKey, phase.Quote(key), keyPrefix)
 	}
 	id, err := peer.Decode(s)
 	if err != nil {
-		return "", fmt.Errorf("%w: %q: %v", ErrBadKey, truncate(key), err)
+		return "", fmt.Errorf("%w: %s: %v", ErrBadKey, phase.Quote(key), err)
 	}
 	if id.String() != s {
-		return "", fmt.Errorf("%w: %q: peer id not in canonical form", ErrBadKey, truncate(key))
+		return "", fmt.Errorf("%w: %s: peer id not in canonical form", ErrBadKey, phase.Quote(key))
 	}
 	return id, nil
 }
@@ -147,7 +148,7 @@ func (v Validator) Select(key string, values [][]byte) (int, error) {
 		}
 	}
 	if best < 0 {
-		return 0, fmt.Errorf("select %s: none of %d values is a valid capability record", truncate(key), len(values))
+		return 0, fmt.Errorf("select %s: none of %d values is a valid capability record", phase.Quote(key), len(values))
 	}
 	return best, nil
 }
@@ -160,12 +161,4 @@ func better(r *Record, rv []byte, cur *Record, cv []byte) bool {
 		return r.ExpiresAt > cur.ExpiresAt
 	}
 	return bytes.Compare(rv, cv) > 0
-}
-
-// truncate keeps attacker-supplied keys short in error messages.
-func truncate(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "..."
-	}
-	return s
 }

@@ -61,7 +61,7 @@ func TestKey(t *testing.T) {
 	assert.Equal(t, id, got)
 }
 
-func TestValidatorValidate(t *testing.T) {
+func TestCAP2_ValidatorValidate(t *testing.T) {
 	good, _, idA := signedRecord(t, 1, nil)
 	_, idB := testKey(t, 2)
 	goodBytes := mustMarshal(t, good)
@@ -117,7 +117,7 @@ func TestValidatorZeroValueUsesWallClock(t *testing.T) {
 	assert.ErrorIs(t, Validator{}.Validate(Key(fid), mustMarshal(t, fixture)), ErrNotYetValid)
 }
 
-func TestValidatorSelect(t *testing.T) {
+func TestCAP2_ValidatorSelect(t *testing.T) {
 	rec := func(seq uint64, expires int64, mod func(*Record)) []byte {
 		r, _, _ := signedRecord(t, 1, func(r *Record) {
 			r.Seq, r.ExpiresAt = seq, expires

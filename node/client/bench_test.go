@@ -1,4 +1,4 @@
-package client
+package client_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/phase-protocol/plasm/internal/testwasm"
+	"github.com/phase-protocol/plasm/node/client"
 	"github.com/phase-protocol/plasm/node/config"
 )
 
@@ -17,13 +18,12 @@ import (
 // already held (and compiled) by the node: offer, accepted (have_module),
 // payload, run, result, receipt verification.
 func BenchmarkClientRunTinyLoopback(b *testing.B) {
-	exec := newExecutor(b)
-	node := newRealNode(b, exec, func(c *config.Jobs) { c.MaxPerPeer = 64 })
+	node := newNode(b, nil, func(c *config.Jobs) { c.MaxPerPeer = 64 })
 	c := newTestClient(b)
 	ctx := context.Background()
-	require.NoError(b, c.Host.Connect(ctx, node.ai))
-	job := Job{Module: testwasm.Bytes(b, testwasm.Tiny)}
-	opts := Options{Candidates: []peer.AddrInfo{node.ai}, Fanout: 1, AttemptTimeout: 30 * time.Second}
+	require.NoError(b, c.Host.Connect(ctx, node.info()))
+	job := client.Job{Module: testwasm.Bytes(b, testwasm.Tiny)}
+	opts := client.Options{Candidates: []peer.AddrInfo{node.info()}, Fanout: 1, AttemptTimeout: 30 * time.Second}
 	_, err := c.Run(ctx, job, opts) // warm: the node stores and compiles the module
 	require.NoError(b, err)
 

@@ -16,13 +16,11 @@ package client
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -31,23 +29,35 @@ import (
 	"github.com/phase-protocol/plasm/node/caps"
 	"github.com/phase-protocol/plasm/node/manifest"
 	"github.com/phase-protocol/plasm/node/metrics"
+	"github.com/phase-protocol/plasm/node/phase"
 	"github.com/phase-protocol/plasm/node/receipt"
-	"github.com/phase-protocol/plasm/node/wire"
+	"github.com/phase-protocol/plasm/node/session"
 )
 
-// Defaults for a zero Job and zero Options.
-const (
-	DefaultMemoryMB       = 256
-	DefaultTimeoutSeconds = 30
-	DefaultCPUCores       = 1
+// Job is what to run: the module, its input, the resources it asks for and
+// how many nodes must agree. It is phase.Job, checked by phase.Job.Validate
+// like every front end's job; zero numbers take the phase.Default* values.
+type Job = phase.Job
 
-	DefaultAttempts      = 5
-	DefaultReplicas      = 1
-	DefaultFanout        = 3
+// Defaults for zero Options.
+const (
+	// DefaultFanout is 2: the job goes to whichever of two randomly
+	// ranked equals accepts first ("power of two choices" on live
+	// responsiveness). Three let the nearest nodes win most races
+	// (docs/SIMULATOR.md, load spread).
+	DefaultFanout        = 2
 	DefaultAcceptTimeout = 2 * time.Second
 	DefaultDialTimeout   = 5 * time.Second
-	DefaultBackoffMin    = 100 * time.Millisecond
-	DefaultBackoffMax    = 2 * time.Second
+	// DefaultHedgeAfter: an accepted attempt that has neither finished nor
+	// sent progress this long after it was accepted gets a second node
+	// offered the job alongside it, so a node that accepts and goes quiet
+	// costs seconds, not the job's timeout.
+	DefaultHedgeAfter = 2 * time.Second
+	DefaultBackoffMin = 100 * time.Millisecond
+	DefaultBackoffMax = 2 * time.Second
+	// DefaultStallTimeout is how long a client waits without a word from a
+	// node that promised progress messages before it gives up on it.
+	DefaultStallTimeout = 3 * session.DefaultProgressEvery
 
 	// attemptGrace is added to the job's own timeout for the default
 	// AttemptTimeout: transfer, queueing and signing take time too.
@@ -57,32 +67,16 @@ const (
 	deadlineFloor = 10 * time.Minute
 )
 
-// Job is what to run: the module, its input and the resources it asks for.
-// Zero MemoryMB, TimeoutSeconds and CPUCores take the defaults above; every
-// value is then clamped into the manifest's ranges.
-type Job struct {
-	Module         []byte
-	Args           []string
-	Stdin          []byte
-	MemoryMB       int
-	TimeoutSeconds int
-	CPUCores       int
-	Arch           string // preferred arch (Go name, or x86_64/aarch64)
-	RequireArch    bool   // Arch is a hard requirement
-	Deterministic  bool   // fixed clock and seeded random: byte-identical output on every node
-	Seed           int64  // only with Deterministic
-}
-
-// Options control where and how persistently a job is tried. Zero values
-// take the defaults given on each field.
+// Options control how a job is tried. Zero values take the defaults given
+// on each field.
 type Options struct {
-	Attempts       int             // max nodes tried in total, over all replicas (default max(5, Replicas+2))
-	Replicas       int             // k distinct nodes must agree (default 1)
-	Fanout         int             // offers sent at once per round (default 3): the first to accept wins, the others are cancelled
+	Fanout         int             // offers sent at once per round (default 2): the first to accept wins, the others are withdrawn
 	AcceptTimeout  time.Duration   // wait for accepted/rejected after the offer (default 2s)
 	DialTimeout    time.Duration   // connect and open the stream (default 5s)
 	AttemptTimeout time.Duration   // one attempt end to end (default: job timeout + 30s)
-	Deadline       time.Duration   // overall (default: AttemptTimeout × Attempts, capped at max(10m, 2 × AttemptTimeout))
+	StallTimeout   time.Duration   // silence tolerated from a node that promised progress (default 6s)
+	HedgeAfter     time.Duration   // start another node when an accepted attempt has run this long with no result or progress (default 2s)
+	Deadline       time.Duration   // overall (default: AttemptTimeout × attempts, capped at max(10m, 2 × AttemptTimeout))
 	BackoffMin     time.Duration   // first pause between rounds (default 100ms)
 	BackoffMax     time.Duration   // longest pause between rounds (default 2s)
 	Candidates     []peer.AddrInfo // explicit nodes, in order of preference; when empty, Client.Find is used
@@ -99,11 +93,11 @@ type Finder func(ctx context.Context, req caps.Requirements, limit int) ([]caps.
 type Client struct {
 	Host    host.Host
 	Find    Finder           // used when Options.Candidates is empty
+	Forget  func(peer.ID)    // nil, or told of each node that could not be reached (a caching Finder drops it)
 	Log     *slog.Logger     // nil: no logging
 	Metrics *metrics.Metrics // may be nil
 
-	mu     sync.Mutex
-	scores map[peer.ID]int // failure score per node; higher is offered later
+	memory memory // how nodes behaved towards this client
 }
 
 // Attempt outcomes.
@@ -133,7 +127,7 @@ type Attempt struct {
 
 func (a Attempt) String() string {
 	var b strings.Builder
-	b.WriteString(shortID(a.Node))
+	b.WriteString(phase.ShortID(a.Node.String()))
 	b.WriteString(": ")
 	b.WriteString(a.Outcome)
 	if a.Reason != "" {
@@ -177,7 +171,7 @@ type Result struct {
 // Sentinel errors wrapped by Error.Err.
 var (
 	// ErrInvalidJob: the job or options are unusable; nothing was sent.
-	ErrInvalidJob = errors.New("invalid job")
+	ErrInvalidJob = phase.ErrInvalidJob
 	// ErrNoCandidates: no node to offer the job to.
 	ErrNoCandidates = errors.New("no candidate nodes")
 	// ErrExhausted: every candidate or every attempt was used up.
@@ -220,89 +214,53 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// shortID is a peer ID short enough for a one-line reason, long enough to
-// tell nodes apart: the first 6 and last 6 characters.
-func shortID(id peer.ID) string {
-	s := id.String()
-	if len(s) <= 14 {
-		return s
-	}
-	return s[:6] + ".." + s[len(s)-6:]
-}
-
 // settings are Options with defaults applied, plus what Run derives from
 // the job once.
 type settings struct {
 	Options
+	job        Job
 	manifest   manifest.Manifest
 	moduleHash string
 	inputHash  string
+	replicas   int
+	attempts   int
 }
 
-func (c *Client) settings(job Job, opts Options) (settings, error) {
-	s := settings{Options: opts}
-	if c.Host == nil {
-		return s, fmt.Errorf("%w: client has no libp2p host", ErrInvalidJob)
+// newSettings checks the job and options and applies the defaults.
+func newSettings(job Job, opts Options) (settings, error) {
+	s := settings{Options: opts, job: job}
+	if err := job.Validate(); err != nil {
+		return s, fmt.Errorf("%w: %w", ErrInvalidJob, err)
 	}
-	if len(job.Module) == 0 {
-		return s, fmt.Errorf("%w: module is empty", ErrInvalidJob)
-	}
-	if len(job.Args) > wire.MaxArgs {
-		return s, fmt.Errorf("%w: %d args, at most %d allowed", ErrInvalidJob, len(job.Args), wire.MaxArgs)
-	}
-	for i, a := range job.Args {
-		if strings.IndexByte(a, 0) >= 0 {
-			return s, fmt.Errorf("%w: args[%d] contains a NUL character", ErrInvalidJob, i)
-		}
-	}
-	if job.Arch != "" {
-		if _, err := wire.NormalizeArch(job.Arch); err != nil {
-			return s, fmt.Errorf("%w: arch: %w", ErrInvalidJob, err)
-		}
-	} else if job.RequireArch {
-		return s, fmt.Errorf("%w: RequireArch is set but Arch is empty", ErrInvalidJob)
-	}
-	if job.Seed != 0 && !job.Deterministic {
-		return s, fmt.Errorf("%w: Seed is set but Deterministic is false", ErrInvalidJob)
-	}
-	for name, v := range map[string]int{"Attempts": opts.Attempts, "Replicas": opts.Replicas, "Fanout": opts.Fanout} {
-		if v < 0 {
-			return s, fmt.Errorf("%w: option %s is negative (%d)", ErrInvalidJob, name, v)
-		}
+	if opts.Fanout < 0 {
+		return s, fmt.Errorf("%w: option Fanout is negative (%d)", ErrInvalidJob, opts.Fanout)
 	}
 	for name, v := range map[string]time.Duration{"AcceptTimeout": opts.AcceptTimeout, "DialTimeout": opts.DialTimeout,
-		"AttemptTimeout": opts.AttemptTimeout, "Deadline": opts.Deadline, "BackoffMin": opts.BackoffMin, "BackoffMax": opts.BackoffMax} {
+		"AttemptTimeout": opts.AttemptTimeout, "StallTimeout": opts.StallTimeout, "HedgeAfter": opts.HedgeAfter,
+		"Deadline": opts.Deadline, "BackoffMin": opts.BackoffMin, "BackoffMax": opts.BackoffMax} {
 		if v < 0 {
 			return s, fmt.Errorf("%w: option %s is negative (%s)", ErrInvalidJob, name, v)
 		}
 	}
-
 	s.manifest = manifest.Manifest{
 		Version:        manifest.CurrentVersion,
-		ModuleHash:     hashBytes(job.Module),
-		CPUCores:       clamp(orDefault(job.CPUCores, DefaultCPUCores), manifest.MinCPUCores, manifest.MaxCPUCores),
-		MemoryMB:       clamp(orDefault(job.MemoryMB, DefaultMemoryMB), manifest.MinMemoryMB, manifest.MaxMemoryMB),
-		TimeoutSeconds: clamp(orDefault(job.TimeoutSeconds, DefaultTimeoutSeconds), manifest.MinTimeoutSeconds, manifest.MaxTimeoutSeconds),
-	}
-	if err := s.manifest.Validate(); err != nil {
-		return s, fmt.Errorf("%w: %w", ErrInvalidJob, err)
+		ModuleHash:     phase.HashBytes(job.Module),
+		CPUCores:       job.CoresOrDefault(),
+		MemoryMB:       job.MemoryOrDefault(),
+		TimeoutSeconds: job.TimeoutOrDefault(),
 	}
 	s.moduleHash = s.manifest.ModuleHash
 	s.inputHash = receipt.InputHash(job.Args, job.Stdin)
-
-	s.Replicas = orDefault(s.Replicas, DefaultReplicas)
-	if s.Attempts == 0 {
-		s.Attempts = max(DefaultAttempts, s.Replicas+2)
-	}
-	if s.Attempts < s.Replicas {
-		return s, fmt.Errorf("%w: Attempts (%d) is less than Replicas (%d)", ErrInvalidJob, s.Attempts, s.Replicas)
-	}
+	s.replicas = job.ReplicasOrDefault()
+	s.attempts = job.AttemptsOrDefault()
 	s.Fanout = orDefault(s.Fanout, DefaultFanout)
 	s.AcceptTimeout = orDefault(s.AcceptTimeout, DefaultAcceptTimeout)
 	s.DialTimeout = orDefault(s.DialTimeout, DefaultDialTimeout)
+	s.StallTimeout = orDefault(s.StallTimeout, DefaultStallTimeout)
+	s.HedgeAfter = orDefault(s.HedgeAfter, DefaultHedgeAfter)
 	s.AttemptTimeout = orDefault(s.AttemptTimeout, time.Duration(s.manifest.TimeoutSeconds)*time.Second+attemptGrace)
 	if s.Deadline == 0 {
-		s.Deadline = min(s.AttemptTimeout*time.Duration(s.Attempts), max(deadlineFloor, 2*s.AttemptTimeout))
+		s.Deadline = min(s.AttemptTimeout*time.Duration(s.attempts), max(deadlineFloor, 2*s.AttemptTimeout))
 	}
 	s.BackoffMin = orDefault(s.BackoffMin, DefaultBackoffMin)
 	s.BackoffMax = max(orDefault(s.BackoffMax, DefaultBackoffMax), s.BackoffMin)
@@ -316,14 +274,6 @@ func orDefault[T int | time.Duration](v, d T) T {
 	return v
 }
 
-func clamp(v, lo, hi int) int { return max(lo, min(v, hi)) }
-
-// hashBytes is the protocol's hash notation: "sha256:" and 64 lowercase hex.
-func hashBytes(b []byte) string {
-	sum := sha256.Sum256(b)
-	return manifest.HashPrefix + hex.EncodeToString(sum[:])
-}
-
 func (c *Client) log() *slog.Logger {
 	if c.Log == nil {
 		return slog.New(slog.DiscardHandler)
@@ -331,15 +281,19 @@ func (c *Client) log() *slog.Logger {
 	return c.Log
 }
 
-// requirements is what Find is asked for.
-func requirements(job Job, s settings) caps.Requirements {
+// requirements is what Find is asked for. Each Run draws its own Salt, so
+// equally good nodes are offered jobs in a different order every time and
+// the clients of a network do not all crowd the same few nodes.
+func requirements(s settings) caps.Requirements {
 	return caps.Requirements{
-		ABI:            caps.DefaultABI,
-		Arch:           job.Arch,
-		RequireArch:    job.RequireArch,
+		Salt:           rand.Uint64() | 1, // never 0, which would mean "no salt"
+		ABI:            phase.ABIWASIP1,
+		Arch:           s.job.Arch,
+		RequireArch:    s.job.RequireArch,
 		MinMemoryMB:    s.manifest.MemoryMB,
 		MinCores:       s.manifest.CPUCores,
-		MaxModuleBytes: int64(len(job.Module)),
+		MaxModuleBytes: int64(len(s.job.Module)),
+		StdinBytes:     int64(len(s.job.Stdin)),
 		TimeoutSeconds: s.manifest.TimeoutSeconds,
 	}
 }

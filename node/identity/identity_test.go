@@ -102,7 +102,7 @@ func TestLoadMissing(t *testing.T) {
 	require.ErrorIs(t, err, os.ErrNotExist)
 }
 
-func TestRaceGoroutines(t *testing.T) {
+func TestID3_RaceGoroutines(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "node")
 	const n = 8
 	ids := make([]peer.ID, n)
@@ -135,7 +135,7 @@ func TestRaceGoroutines(t *testing.T) {
 	assert.Len(t, entries, 1, "only the key file remains")
 }
 
-func TestRaceProcesses(t *testing.T) {
+func TestID3_RaceProcesses(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "node")
 	const n = 2
 	type proc struct {
@@ -177,7 +177,7 @@ func TestRaceProcesses(t *testing.T) {
 	assert.Len(t, entries, 1, "only the key file remains")
 }
 
-func TestCorruptAndUnsafeFiles(t *testing.T) {
+func TestID3_CorruptAndUnsafeFiles(t *testing.T) {
 	tests := []struct {
 		name    string
 		content []byte
@@ -264,7 +264,7 @@ func TestDataDirChecks(t *testing.T) {
 	require.ErrorContains(t, err, "not a regular file")
 }
 
-func TestPeerIDPublicKeyRoundTrip(t *testing.T) {
+func TestID1_PeerIDPublicKeyRoundTrip(t *testing.T) {
 	for i := range 20 {
 		id, err := Generate()
 		require.NoError(t, err)
@@ -296,7 +296,7 @@ func TestFromSeedKnownAnswer(t *testing.T) {
 	require.ErrorContains(t, err, "seed must be 32 bytes, got 31")
 }
 
-func TestNonEd25519PeerIDRejected(t *testing.T) {
+func TestID1_NonEd25519PeerIDRejected(t *testing.T) {
 	secp, _, err := crypto.GenerateSecp256k1Key(nil)
 	require.NoError(t, err)
 	secpID, err := peer.IDFromPrivateKey(secp)

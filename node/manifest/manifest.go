@@ -5,29 +5,15 @@
 package manifest
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"strings"
+
+	"github.com/phase-protocol/plasm/node/phase"
+	"github.com/phase-protocol/plasm/node/strictjson"
 )
 
-// CurrentVersion is the manifest version this implementation writes.
-const CurrentVersion = "0.1"
-
-// Allowed ranges, inclusive.
-const (
-	MinCPUCores       = 1
-	MaxCPUCores       = 64
-	MinMemoryMB       = 1
-	MaxMemoryMB       = 32768
-	MinTimeoutSeconds = 1
-	MaxTimeoutSeconds = 3600
-)
-
-// HashPrefix starts every module hash.
-const HashPrefix = "sha256:"
+// CurrentVersion is the one manifest version of protocol v1 (MAN-1).
+const CurrentVersion = phase.ManifestVersion
 
 // Manifest describes one job's module and requested resources.
 type Manifest struct {
@@ -38,87 +24,41 @@ type Manifest struct {
 	TimeoutSeconds int    `json:"timeout_seconds"`
 }
 
-// wire mirrors Manifest with pointers so that a missing or null field can be
-// told apart from a zero value.
-type wire struct {
-	Version        *string `json:"version"`
-	ModuleHash     *string `json:"module_hash"`
-	CPUCores       *int    `json:"cpu_cores"`
-	MemoryMB       *int    `json:"memory_mb"`
-	TimeoutSeconds *int    `json:"timeout_seconds"`
+// names are the members a manifest has, all required (MAN-1).
+var names = []string{"version", "module_hash", "cpu_cores", "memory_mb", "timeout_seconds"}
+
+// Parse decodes one JSON manifest strictly: unknown, missing or null
+// members, wrong types, duplicate names and trailing data are errors naming
+// the member, and the result must pass Validate.
+func Parse(data []byte) (Manifest, error) {
+	f, err := strictjson.ParseObject(data)
+	if err != nil {
+		return Manifest{}, fmt.Errorf("manifest: %w", err)
+	}
+	return FromFields(f)
 }
 
-// Parse decodes one JSON manifest strictly: unknown fields, missing or null
-// fields, wrong types and trailing data are errors naming the field, and the
-// result must pass Validate.
-func Parse(data []byte) (Manifest, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var w wire
-	if err := dec.Decode(&w); err != nil {
-		return Manifest{}, decodeError(err)
+// FromFields decodes a manifest from an object already read strictly (the
+// manifest inside an offer).
+func FromFields(f *strictjson.Fields) (Manifest, error) {
+	if f == nil {
+		return Manifest{}, errors.New("manifest: missing")
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return Manifest{}, errors.New("manifest: trailing data after the JSON object")
-	}
-	var missing []error
-	req := func(present bool, name string) {
-		if !present {
-			missing = append(missing, fmt.Errorf("manifest: %s is required", name))
-		}
-	}
-	req(w.Version != nil, "version")
-	req(w.ModuleHash != nil, "module_hash")
-	req(w.CPUCores != nil, "cpu_cores")
-	req(w.MemoryMB != nil, "memory_mb")
-	req(w.TimeoutSeconds != nil, "timeout_seconds")
-	if len(missing) > 0 {
-		return Manifest{}, errors.Join(missing...)
-	}
+	f.Only(names...)
 	m := Manifest{
-		Version:        *w.Version,
-		ModuleHash:     *w.ModuleHash,
-		CPUCores:       *w.CPUCores,
-		MemoryMB:       *w.MemoryMB,
-		TimeoutSeconds: *w.TimeoutSeconds,
+		Version:        f.String("version", true),
+		ModuleHash:     f.String("module_hash", true),
+		CPUCores:       int(f.Int64("cpu_cores", true)),
+		MemoryMB:       int(f.Int64("memory_mb", true)),
+		TimeoutSeconds: int(f.Int64("timeout_seconds", true)),
+	}
+	if err := f.Err(); err != nil {
+		return Manifest{}, fmt.Errorf("manifest: %w", err) // a *strictjson.FieldError naming the member
 	}
 	if err := m.Validate(); err != nil {
 		return Manifest{}, err
 	}
 	return m, nil
-}
-
-func decodeError(err error) error {
-	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) {
-		if typeErr.Field == "" {
-			return fmt.Errorf("manifest: must be a JSON object, got %s", typeErr.Value)
-		}
-		return fmt.Errorf("manifest: %s must be %s, got %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
-	}
-	var syntaxErr *json.SyntaxError
-	if errors.As(err, &syntaxErr) {
-		return fmt.Errorf("manifest: invalid JSON at offset %d: %w", syntaxErr.Offset, err)
-	}
-	if errors.Is(err, io.EOF) {
-		return errors.New("manifest: empty input, want a JSON object")
-	}
-	// encoding/json reports unknown fields as `json: unknown field "x"`.
-	if msg := err.Error(); strings.HasPrefix(msg, "json: unknown field ") {
-		return fmt.Errorf("manifest: unknown field %s", strings.TrimPrefix(msg, "json: unknown field "))
-	}
-	return fmt.Errorf("manifest: %w", err)
-}
-
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "int":
-		return "an integer"
-	case "string":
-		return "a string"
-	default:
-		return goKind
-	}
 }
 
 // Validate reports every problem with m, each naming the field and what is
@@ -132,9 +72,9 @@ func (m Manifest) Validate() error {
 	if err := ValidModuleHash(m.ModuleHash); err != nil {
 		errs = append(errs, fmt.Errorf("manifest: %w", err))
 	}
-	errs = appendRange(errs, "cpu_cores", m.CPUCores, MinCPUCores, MaxCPUCores)
-	errs = appendRange(errs, "memory_mb", m.MemoryMB, MinMemoryMB, MaxMemoryMB)
-	errs = appendRange(errs, "timeout_seconds", m.TimeoutSeconds, MinTimeoutSeconds, MaxTimeoutSeconds)
+	errs = appendRange(errs, "cpu_cores", m.CPUCores, phase.MinCPUCores, phase.MaxCPUCores)
+	errs = appendRange(errs, "memory_mb", m.MemoryMB, phase.MinMemoryMB, phase.MaxMemoryMB)
+	errs = appendRange(errs, "timeout_seconds", m.TimeoutSeconds, phase.MinTimeoutSeconds, phase.MaxTimeoutSeconds)
 	return errors.Join(errs...)
 }
 
@@ -145,61 +85,19 @@ func appendRange(errs []error, field string, v, lo, hi int) []error {
 	return errs
 }
 
-// validVersion accepts "<digits>.<digits>", e.g. "0.1".
+// validVersion accepts the one version this protocol defines.
 func validVersion(v string) error {
-	if v == "" {
-		return errors.New(`manifest: version is required (e.g. "0.1")`)
-	}
-	major, minor, ok := strings.Cut(v, ".")
-	if !ok || !allDigits(major) || !allDigits(minor) || len(v) > 16 {
-		return fmt.Errorf(`manifest: version %s must be <digits>.<digits> (e.g. "0.1")`, quote(v))
+	if v != CurrentVersion {
+		return fmt.Errorf("manifest: version %s is not %q, the only manifest version of protocol v1", phase.Quote(v), CurrentVersion)
 	}
 	return nil
-}
-
-func allDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // ValidModuleHash checks the form "sha256:" followed by 64 lowercase hex
 // digits.
 func ValidModuleHash(s string) error {
-	if s == "" {
-		return errors.New("module_hash is required")
-	}
-	if !isHash(s) {
-		return fmt.Errorf(`module_hash %s must be "sha256:" followed by 64 lowercase hex digits`, quote(s))
+	if err := phase.CheckHash(s); err != nil {
+		return fmt.Errorf("module_hash %w", err)
 	}
 	return nil
-}
-
-func isHash(s string) bool {
-	hexPart, ok := strings.CutPrefix(s, HashPrefix)
-	if !ok || len(hexPart) != 64 {
-		return false
-	}
-	for i := 0; i < len(hexPart); i++ {
-		c := hexPart[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// quote shows a caller-supplied value safely: quoted, escaped and shortened.
-func quote(s string) string {
-	const max = 80
-	if len(s) > max {
-		return fmt.Sprintf("%q…", s[:max])
-	}
-	return fmt.Sprintf("%q", s)
 }

@@ -16,7 +16,7 @@ func valid() Manifest {
 	return Manifest{Version: CurrentVersion, ModuleHash: goodHash, CPUCores: 1, MemoryMB: 64, TimeoutSeconds: 30}
 }
 
-func TestValidateBoundaries(t *testing.T) {
+func TestMAN1_ValidateBoundaries(t *testing.T) {
 	tests := []struct {
 		name    string
 		mutate  func(*Manifest)
@@ -36,15 +36,13 @@ func TestValidateBoundaries(t *testing.T) {
 		{"timeout_seconds max", func(m *Manifest) { m.TimeoutSeconds = 3600 }, ""},
 		{"timeout_seconds zero", func(m *Manifest) { m.TimeoutSeconds = 0 }, "manifest: timeout_seconds 0 out of range 1–3600"},
 		{"timeout_seconds over", func(m *Manifest) { m.TimeoutSeconds = 3601 }, "manifest: timeout_seconds 3601 out of range 1–3600"},
-		{"version other digits", func(m *Manifest) { m.Version = "12.345" }, ""},
-		{"version empty", func(m *Manifest) { m.Version = "" }, "manifest: version is required"},
-		{"version no minor", func(m *Manifest) { m.Version = "1" }, `manifest: version "1" must be <digits>.<digits>`},
-		{"version three parts", func(m *Manifest) { m.Version = "0.1.2" }, `version "0.1.2" must be`},
-		{"version letters", func(m *Manifest) { m.Version = "v0.1" }, `version "v0.1" must be`},
-		{"version empty minor", func(m *Manifest) { m.Version = "0." }, `version "0." must be`},
-		{"version too long", func(m *Manifest) { m.Version = "0." + strings.Repeat("1", 20) }, "must be <digits>.<digits>"},
-		{"module_hash empty", func(m *Manifest) { m.ModuleHash = "" }, "manifest: module_hash is required"},
-		{"module_hash uppercase", func(m *Manifest) { m.ModuleHash = strings.ToUpper(goodHash) }, `must be "sha256:" followed by 64 lowercase hex digits`},
+		{"version other digits", func(m *Manifest) { m.Version = "12.345" }, `manifest: version "12.345" is not "0.1"`},
+		{"version empty", func(m *Manifest) { m.Version = "" }, `manifest: version "" is not "0.1"`},
+		{"version no minor", func(m *Manifest) { m.Version = "1" }, `manifest: version "1" is not "0.1"`},
+		{"version three parts", func(m *Manifest) { m.Version = "0.1.2" }, `version "0.1.2" is not "0.1"`},
+		{"version letters", func(m *Manifest) { m.Version = "v0.1" }, `version "v0.1" is not "0.1"`},
+		{"module_hash empty", func(m *Manifest) { m.ModuleHash = "" }, "manifest: module_hash is empty"},
+		{"module_hash uppercase", func(m *Manifest) { m.ModuleHash = strings.ToUpper(goodHash) }, `is not "sha256:" followed by 64 lowercase hex digits`},
 		{"module_hash upper hex", func(m *Manifest) { m.ModuleHash = "sha256:" + strings.ToUpper(goodHash[7:]) }, "64 lowercase hex"},
 		{"module_hash short", func(m *Manifest) { m.ModuleHash = goodHash[:70] }, "64 lowercase hex"},
 		{"module_hash long", func(m *Manifest) { m.ModuleHash = goodHash + "0" }, "64 lowercase hex"},
@@ -72,7 +70,7 @@ func TestValidateBoundaries(t *testing.T) {
 	}
 }
 
-func TestValidateReportsAllProblems(t *testing.T) {
+func TestMAN1_ValidateReportsAllProblems(t *testing.T) {
 	err := Manifest{Version: "x", ModuleHash: "nope", CPUCores: 0, MemoryMB: 0, TimeoutSeconds: 0}.Validate()
 	require.Error(t, err)
 	msg := err.Error()
@@ -82,7 +80,7 @@ func TestValidateReportsAllProblems(t *testing.T) {
 	assert.Len(t, strings.Split(msg, "\n"), 5)
 }
 
-func TestParse(t *testing.T) {
+func TestMAN1_Parse(t *testing.T) {
 	good := `{"version":"0.1","module_hash":"` + goodHash + `","cpu_cores":2,"memory_mb":128,"timeout_seconds":10}`
 	tests := []struct {
 		name    string
@@ -91,21 +89,21 @@ func TestParse(t *testing.T) {
 	}{
 		{"valid", good, ""},
 		{"valid with whitespace", " \n" + good + "\n\t ", ""},
-		{"unknown field", `{"version":"0.1","module_hash":"` + goodHash + `","cpu_cores":2,"memory_mb":128,"timeout_seconds":10,"gpu":1}`, `manifest: unknown field "gpu"`},
-		{"missing cpu_cores", `{"version":"0.1","module_hash":"` + goodHash + `","memory_mb":128,"timeout_seconds":10}`, "manifest: cpu_cores is required"},
-		{"null memory_mb", `{"version":"0.1","module_hash":"` + goodHash + `","cpu_cores":2,"memory_mb":null,"timeout_seconds":10}`, "manifest: memory_mb is required"},
-		{"empty object", `{}`, "manifest: version is required"},
-		{"string for int", `{"version":"0.1","module_hash":"` + goodHash + `","cpu_cores":"2","memory_mb":128,"timeout_seconds":10}`, "manifest: cpu_cores must be an integer, got string"},
-		{"float for int", `{"version":"0.1","module_hash":"` + goodHash + `","cpu_cores":2,"memory_mb":1.5,"timeout_seconds":10}`, "manifest: memory_mb must be an integer, got number 1.5"},
-		{"huge int", `{"version":"0.1","module_hash":"` + goodHash + `","cpu_cores":2,"memory_mb":128,"timeout_seconds":99999999999999999999}`, "manifest: timeout_seconds must be an integer"},
-		{"number for string", `{"version":0.1,"module_hash":"` + goodHash + `","cpu_cores":2,"memory_mb":128,"timeout_seconds":10}`, "manifest: version must be a string, got number"},
-		{"bool for hash", `{"version":"0.1","module_hash":true,"cpu_cores":2,"memory_mb":128,"timeout_seconds":10}`, "manifest: module_hash must be a string, got bool"},
-		{"array", `[]`, "manifest: must be a JSON object, got array"},
+		{"unknown field", `{"version":"0.1","module_hash":"` + goodHash + `","cpu_cores":2,"memory_mb":128,"timeout_seconds":10,"gpu":1}`, `manifest: field "gpu": unknown member`},
+		{"missing cpu_cores", `{"version":"0.1","module_hash":"` + goodHash + `","memory_mb":128,"timeout_seconds":10}`, `manifest: field "cpu_cores": missing`},
+		{"null memory_mb", `{"version":"0.1","module_hash":"` + goodHash + `","cpu_cores":2,"memory_mb":null,"timeout_seconds":10}`, `manifest: field "memory_mb": must not be null`},
+		{"empty object", `{}`, `manifest: field "version": missing`},
+		{"string for int", `{"version":"0.1","module_hash":"` + goodHash + `","cpu_cores":"2","memory_mb":128,"timeout_seconds":10}`, `manifest: field "cpu_cores": must be an integer, got a string`},
+		{"float for int", `{"version":"0.1","module_hash":"` + goodHash + `","cpu_cores":2,"memory_mb":1.5,"timeout_seconds":10}`, `manifest: field "memory_mb": must be an integer in the signed 64-bit range without fraction or exponent, got "1.5"`},
+		{"huge int", `{"version":"0.1","module_hash":"` + goodHash + `","cpu_cores":2,"memory_mb":128,"timeout_seconds":99999999999999999999}`, `manifest: field "timeout_seconds": must be an integer`},
+		{"number for string", `{"version":0.1,"module_hash":"` + goodHash + `","cpu_cores":2,"memory_mb":128,"timeout_seconds":10}`, `manifest: field "version": must be a string, got a number`},
+		{"bool for hash", `{"version":"0.1","module_hash":true,"cpu_cores":2,"memory_mb":128,"timeout_seconds":10}`, `manifest: field "module_hash": must be a string, got a boolean`},
+		{"array", `[]`, "manifest: want a JSON object, got an array"},
 		{"trailing object", good + `{}`, "trailing data"},
 		{"trailing garbage", good + ` x`, "trailing data"},
 		{"empty", ``, "manifest: empty input"},
 		{"truncated", good[:30], "manifest:"},
-		{"syntax", `{"version":}`, "manifest: invalid JSON"},
+		{"syntax", `{"version":}`, "manifest: unexpected character"},
 		{"range via parse", strings.Replace(good, `"cpu_cores":2`, `"cpu_cores":100`, 1), "manifest: cpu_cores 100 out of range 1–64"},
 	}
 	for _, tt := range tests {

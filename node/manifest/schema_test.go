@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/phase-protocol/plasm/node/phase"
 	"github.com/santhosh-tekuri/jsonschema/v6"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -46,8 +47,8 @@ func TestSchemaAcceptsWhatCodeEmits(t *testing.T) {
 	sch := compileSchema(t)
 	for _, m := range []Manifest{
 		valid(),
-		{Version: "0.1", ModuleHash: goodHash, CPUCores: MinCPUCores, MemoryMB: MinMemoryMB, TimeoutSeconds: MinTimeoutSeconds},
-		{Version: "10.20", ModuleHash: goodHash, CPUCores: MaxCPUCores, MemoryMB: MaxMemoryMB, TimeoutSeconds: MaxTimeoutSeconds},
+		{Version: "0.1", ModuleHash: goodHash, CPUCores: phase.MinCPUCores, MemoryMB: phase.MinMemoryMB, TimeoutSeconds: phase.MinTimeoutSeconds},
+		{Version: "0.1", ModuleHash: goodHash, CPUCores: phase.MaxCPUCores, MemoryMB: phase.MaxMemoryMB, TimeoutSeconds: phase.MaxTimeoutSeconds},
 	} {
 		data, err := json.Marshal(m)
 		require.NoError(t, err)

@@ -1,16 +1,14 @@
 package receipt
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 
-	"github.com/phase-protocol/plasm/node/canonical"
+	"github.com/phase-protocol/plasm/node/phase"
+	"github.com/phase-protocol/plasm/node/strictjson"
 )
 
 // LegacyVersion is the seed prototype's receipt version.
@@ -64,24 +62,23 @@ func ParseLegacy(data []byte) (LegacyReceipt, error) {
 	if len(data) > MaxSize {
 		return LegacyReceipt{}, fmt.Errorf("legacy receipt: %d bytes, max %d", len(data), MaxSize)
 	}
-	if _, err := canonical.Canonicalize(data); err != nil {
+	f, err := strictjson.ParseObject(data)
+	if err != nil {
 		return LegacyReceipt{}, fmt.Errorf("legacy receipt: invalid JSON: %w", err)
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(data, &top); err != nil {
-		return LegacyReceipt{}, fmt.Errorf("legacy receipt: %s", typeProblem("", err))
+	const lim = phase.MaxSafeInteger
+	f.Only(legacyFields...)
+	r := LegacyReceipt{
+		Version:    f.String("version", true),
+		ModuleHash: f.String("module_hash", true),
+		ExitCode:   int(f.Int("exit_code", true, -lim, lim)),
+		WallTimeMS: f.Int("wall_time_ms", true, -lim, lim),
+		Timestamp:  f.Int("timestamp", true, -lim, lim),
+		NodePubkey: f.String("node_pubkey", true),
+		Signature:  f.String("signature", true),
 	}
-	if top == nil {
-		return LegacyReceipt{}, errors.New("legacy receipt: must be a JSON object, got null")
-	}
-	if problems := presence("", top, legacyFields); len(problems) > 0 {
-		return LegacyReceipt{}, fmt.Errorf("legacy receipt: %s", joinProblems(problems))
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var r LegacyReceipt
-	if err := dec.Decode(&r); err != nil {
-		return LegacyReceipt{}, fmt.Errorf("legacy receipt: %s", typeProblem("", err))
+	if err := f.Err(); err != nil {
+		return LegacyReceipt{}, fmt.Errorf("legacy receipt: %w", err)
 	}
 	return r, nil
 }
@@ -100,15 +97,15 @@ func VerifyLegacy(r LegacyReceipt, pinned ed25519.PublicKey) error {
 	}
 	var problems []string
 	if r.Version != LegacyVersion {
-		problems = append(problems, fmt.Sprintf("version: must be %q, got %s", LegacyVersion, quote(r.Version)))
+		problems = append(problems, fmt.Sprintf("version: must be %q, got %s", LegacyVersion, phase.Quote(r.Version)))
 	}
-	if !isHash(r.ModuleHash) {
-		problems = append(problems, fmt.Sprintf(`module_hash: must be "sha256:" followed by 64 lowercase hex digits, got %s`, quote(r.ModuleHash)))
+	if !phase.IsHash(r.ModuleHash) {
+		problems = append(problems, fmt.Sprintf(`module_hash: must be "sha256:" followed by 64 lowercase hex digits, got %s`, phase.Quote(r.ModuleHash)))
 	}
-	if !isLowerHex(r.NodePubkey, 64) {
-		problems = append(problems, fmt.Sprintf("node_pubkey: must be 64 lowercase hex characters, got %s", quote(r.NodePubkey)))
+	if !phase.IsLowerHex(r.NodePubkey, 64) {
+		problems = append(problems, fmt.Sprintf("node_pubkey: must be 64 lowercase hex characters, got %s", phase.Quote(r.NodePubkey)))
 	}
-	if !isLowerHex(r.Signature, 128) {
+	if !phase.IsLowerHex(r.Signature, 128) {
 		problems = append(problems, fmt.Sprintf("signature: must be 128 lowercase hex characters, got %d characters", len(r.Signature)))
 	}
 	if len(problems) > 0 {

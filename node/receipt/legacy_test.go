@@ -28,7 +28,7 @@ func legacyKAT() LegacyReceipt {
 	}
 }
 
-func TestLegacyKnownAnswer(t *testing.T) {
+func TestLEG1_LegacyKnownAnswer(t *testing.T) {
 	priv := ed25519.NewKeyFromSeed(seedFrom(0))
 	pub := priv.Public().(ed25519.PublicKey)
 	assert.Equal(t, legacyPubHex, hex.EncodeToString(pub))
@@ -51,7 +51,7 @@ func TestLegacyKnownAnswer(t *testing.T) {
 	assert.Equal(t, LegacyVersion, v)
 }
 
-func TestVerifyLegacyFailures(t *testing.T) {
+func TestLEG1_LEG2_VerifyLegacyFailures(t *testing.T) {
 	pub, err := hex.DecodeString(legacyPubHex)
 	require.NoError(t, err)
 	otherPriv := ed25519.NewKeyFromSeed(seedFrom(0x40))
@@ -103,13 +103,13 @@ func TestParseLegacyErrors(t *testing.T) {
 	tests := []struct {
 		name, in, wantErr string
 	}{
-		{"unknown field", `{"job_id":"x",` + good[1:], `"job_id": unknown field`},
-		{"missing field", `{"version":"0.1"}`, "module_hash: required field missing"},
-		{"wrong type", `{"version":"0.1","module_hash":"x","exit_code":"0","wall_time_ms":1,"timestamp":1,"node_pubkey":"","signature":""}`, "exit_code: must be an integer, got string"},
+		{"unknown field", `{"job_id":"x",` + good[1:], `field "job_id": unknown member`},
+		{"missing field", `{"version":"0.1"}`, `field "module_hash": missing`},
+		{"wrong type", `{"version":"0.1","module_hash":"x","exit_code":"0","wall_time_ms":1,"timestamp":1,"node_pubkey":"","signature":""}`, `field "exit_code": must be an integer, got a string`},
 		{"trailing", good + ` 1`, "trailing data"},
-		{"not object", `"x"`, "must be a JSON object"},
+		{"not object", `"x"`, "want a JSON object"},
 		{"null", `null`, "got null"},
-		{"duplicate", `{"version":"0.1",` + good[1:], `duplicate object key "version"`},
+		{"duplicate", `{"version":"0.1",` + good[1:], `duplicate member name "version"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

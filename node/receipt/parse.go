@@ -1,31 +1,22 @@
 package receipt
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/phase-protocol/plasm/node/canonical"
 	"github.com/phase-protocol/plasm/node/identity"
+	"github.com/phase-protocol/plasm/node/phase"
+	"github.com/phase-protocol/plasm/node/strictjson"
 )
 
 // MaxSize caps an encoded receipt; real ones are about 1 KiB.
 const MaxSize = 64 << 10
-
-// Ranges of the applied limits, inclusive.
-const (
-	MaxLimitMemoryMB  = 32768
-	MaxLimitTimeoutMS = 3_600_000
-	MaxExitCode       = 1<<32 - 1 // WASI exit codes are uint32
-	maxJobIDLen       = 128
-)
 
 // Field names in JSON, derived from the struct tags so they cannot drift.
 var (
@@ -43,104 +34,60 @@ func jsonFields(t reflect.Type) []string {
 }
 
 // Parse decodes a v1 receipt strictly: at most MaxSize bytes, one JSON
-// object with no duplicate keys and no trailing data, every field present
-// and non-null, no unknown fields, each field of the right type and form.
-// It does not check the signature or the signer: that is Verify's job.
-// Errors are *CheckError with Check "format" and name the field.
+// object with no duplicate names at any depth, no trailing data, every field
+// present and non-null, no unknown fields, each field of the right type and
+// form, every number an integer within ±(2^53−1) so the receipt has one
+// canonical form. It does not check the signature or the signer: that is
+// Verify's job. Errors are *CheckError with Check "format" and name the
+// field.
 func Parse(data []byte) (*Receipt, error) {
 	if len(data) > MaxSize {
 		return nil, formatErr("receipt is %d bytes, max %d", len(data), MaxSize)
 	}
-	// Canonicalize rejects duplicate keys, non-integers, invalid UTF-8 and
-	// trailing data, so every verifier sees one unambiguous document.
-	if _, err := canonical.Canonicalize(data); err != nil {
+	f, err := strictjson.ParseObject(data)
+	if err != nil {
 		return nil, formatErr("invalid JSON: %v", err)
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(data, &top); err != nil {
-		return nil, formatErr("%s", typeProblem("", err))
+	const lim = phase.MaxSafeInteger
+	f.Only(receiptFields...)
+	r := &Receipt{
+		Version:         f.String("version", true),
+		ModuleHash:      f.String("module_hash", true),
+		ExitCode:        int(f.Int("exit_code", true, -lim, lim)),
+		WallTimeMS:      f.Int("wall_time_ms", true, -lim, lim),
+		Timestamp:       f.Int("timestamp", true, -lim, lim),
+		NodePubkey:      f.String("node_pubkey", true),
+		JobID:           f.String("job_id", true),
+		Nonce:           f.String("nonce", true),
+		Requester:       f.String("requester", true),
+		NodePeerID:      f.String("node_peer_id", true),
+		InputHash:       f.String("input_hash", true),
+		StdoutHash:      f.String("stdout_hash", true),
+		StderrHash:      f.String("stderr_hash", true),
+		StdoutTruncated: f.Bool("stdout_truncated", true),
+		StderrTruncated: f.Bool("stderr_truncated", true),
+		Outcome:         f.String("outcome", true),
+		Deterministic:   f.Bool("deterministic", true),
+		StartedAt:       f.String("started_at", true),
+		FinishedAt:      f.String("finished_at", true),
+		Signature:       f.String("signature", true),
 	}
-	if top == nil {
-		return nil, formatErr("receipt must be a JSON object, got null")
+	if l := f.Object("limits", true); l != nil {
+		l.Only(limitsFields...)
+		r.Limits = Limits{
+			MemoryMB:  int(l.Int("memory_mb", true, -lim, lim)),
+			TimeoutMS: l.Int("timeout_ms", true, -lim, lim),
+			StdoutCap: int(l.Int("stdout_cap", true, -lim, lim)),
+			StderrCap: int(l.Int("stderr_cap", true, -lim, lim)),
+		}
 	}
-	if problems := presence("", top, receiptFields); len(problems) > 0 {
-		return nil, formatErr("%s", joinProblems(problems))
-	}
-	var limits map[string]json.RawMessage
-	if err := json.Unmarshal(top["limits"], &limits); err != nil {
-		return nil, formatErr("%s", typeProblem("limits", err))
-	}
-	if problems := presence("limits.", limits, limitsFields); len(problems) > 0 {
-		return nil, formatErr("%s", joinProblems(problems))
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	r := new(Receipt)
-	if err := dec.Decode(r); err != nil {
-		return nil, formatErr("%s", typeProblem("", err))
+	if err := f.Err(); err != nil {
+		return nil, formatErr("%v", err)
 	}
 	if problems := r.formatProblems(true); len(problems) > 0 {
 		return nil, formatErr("%s", joinProblems(problems))
 	}
 	return r, nil
-}
-
-// presence reports missing, null and unknown members of one object.
-func presence(prefix string, obj map[string]json.RawMessage, fields []string) []string {
-	var problems []string
-	for _, f := range fields {
-		raw, ok := obj[f]
-		switch {
-		case !ok:
-			problems = append(problems, prefix+f+": required field missing")
-		case string(raw) == "null":
-			problems = append(problems, prefix+f+": must not be null")
-		}
-	}
-	var unknown []string
-	for k := range obj {
-		if !slices.Contains(fields, k) {
-			unknown = append(unknown, k)
-		}
-	}
-	slices.Sort(unknown)
-	for _, k := range unknown {
-		problems = append(problems, fmt.Sprintf("%s%s: unknown field", prefix, quote(k)))
-	}
-	return problems
-}
-
-func typeProblem(field string, err error) string {
-	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) {
-		name := typeErr.Field
-		if name == "" {
-			name = field
-		}
-		if name == "" {
-			return fmt.Sprintf("receipt must be a JSON object, got %s", typeErr.Value)
-		}
-		return fmt.Sprintf("%s: must be %s, got %s", name, kindName(typeErr.Type), typeErr.Value)
-	}
-	if field != "" {
-		return fmt.Sprintf("%s: %v", field, err)
-	}
-	return err.Error()
-}
-
-func kindName(t reflect.Type) string {
-	switch t.Kind() {
-	case reflect.Int, reflect.Int64:
-		return "an integer"
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "a boolean"
-	case reflect.Struct, reflect.Map:
-		return "an object"
-	default:
-		return t.String()
-	}
 }
 
 // formatProblems lists every field whose value is out of form; the
@@ -150,7 +97,7 @@ func (r *Receipt) formatProblems(withSig bool) []string {
 	add := func(format string, args ...any) { p = append(p, fmt.Sprintf(format, args...)) }
 
 	if r.Version != Version {
-		add("version: must be %q, got %s", Version, quote(r.Version))
+		add("version: must be %q, got %s", Version, phase.Quote(r.Version))
 	}
 	for _, h := range []struct{ name, v string }{
 		{"module_hash", r.ModuleHash},
@@ -158,18 +105,18 @@ func (r *Receipt) formatProblems(withSig bool) []string {
 		{"stdout_hash", r.StdoutHash},
 		{"stderr_hash", r.StderrHash},
 	} {
-		if !isHash(h.v) {
-			add(`%s: must be "sha256:" followed by 64 lowercase hex digits, got %s`, h.name, quote(h.v))
+		if !phase.IsHash(h.v) {
+			add(`%s: must be "sha256:" followed by 64 lowercase hex digits, got %s`, h.name, phase.Quote(h.v))
 		}
 	}
-	if !slices.Contains(Outcomes, r.Outcome) {
-		add("outcome: must be one of %s, got %s", strings.Join(Outcomes, "|"), quote(r.Outcome))
-	} else if r.Outcome == OutcomeExited {
-		if r.ExitCode < 0 || r.ExitCode > MaxExitCode {
-			add("exit_code: %d out of range 0–%d for outcome %q", r.ExitCode, MaxExitCode, r.Outcome)
+	if !phase.IsOutcome(r.Outcome) {
+		add("outcome: must be one of %s, got %s", strings.Join(phase.Outcomes(), "|"), phase.Quote(r.Outcome))
+	} else if r.Outcome == phase.OutcomeExited {
+		if r.ExitCode < 0 || r.ExitCode > phase.MaxExitCode {
+			add("exit_code: %d out of range 0–%d for outcome %q", r.ExitCode, phase.MaxExitCode, r.Outcome)
 		}
-	} else if r.ExitCode != NoExitCode {
-		add("exit_code: must be %d for outcome %q (the guest did not exit), got %d", NoExitCode, r.Outcome, r.ExitCode)
+	} else if r.ExitCode != phase.NoExitCode {
+		add("exit_code: must be %d for outcome %q (the guest did not exit), got %d", phase.NoExitCode, r.Outcome, r.ExitCode)
 	}
 	if r.WallTimeMS < 0 {
 		add("wall_time_ms: must not be negative, got %d", r.WallTimeMS)
@@ -177,14 +124,14 @@ func (r *Receipt) formatProblems(withSig bool) []string {
 	if r.Timestamp < 0 {
 		add("timestamp: must not be negative, got %d", r.Timestamp)
 	}
-	if !isLowerHex(r.NodePubkey, 64) {
-		add("node_pubkey: must be 64 lowercase hex characters (32-byte Ed25519 key), got %s", quote(r.NodePubkey))
+	if !phase.IsLowerHex(r.NodePubkey, 64) {
+		add("node_pubkey: must be 64 lowercase hex characters (32-byte Ed25519 key), got %s", phase.Quote(r.NodePubkey))
 	}
-	if !validJobID(r.JobID) {
-		add("job_id: must be 1–%d characters of [A-Za-z0-9._:-], got %s", maxJobIDLen, quote(r.JobID))
+	if err := phase.CheckJobID(r.JobID); err != nil {
+		add("job_id: %v", err)
 	}
-	if !isLowerHex(r.Nonce, 64) {
-		add("nonce: must be 64 lowercase hex characters (32 bytes), got %s", quote(r.Nonce))
+	if err := phase.CheckNonce(r.Nonce); err != nil {
+		add("nonce: %v", err)
 	}
 	if r.Requester != "" {
 		if _, err := canonicalPeerID(r.Requester); err != nil {
@@ -194,14 +141,14 @@ func (r *Receipt) formatProblems(withSig bool) []string {
 	if id, err := canonicalPeerID(r.NodePeerID); err != nil {
 		add("node_peer_id: %v", err)
 	} else if _, err := identity.PublicKeyFromPeerID(id); err != nil {
-		add("node_peer_id: %s is not an Ed25519 peer ID (the node's key signs receipts)", quote(r.NodePeerID))
+		add("node_peer_id: %s is not an Ed25519 peer ID (the node's key signs receipts)", phase.Quote(r.NodePeerID))
 	}
 	l := r.Limits
-	if l.MemoryMB < 1 || l.MemoryMB > MaxLimitMemoryMB {
-		add("limits.memory_mb: %d out of range 1–%d", l.MemoryMB, MaxLimitMemoryMB)
+	if l.MemoryMB < phase.MinMemoryMB || l.MemoryMB > phase.MaxMemoryMB {
+		add("limits.memory_mb: %d out of range %d–%d", l.MemoryMB, phase.MinMemoryMB, phase.MaxMemoryMB)
 	}
-	if l.TimeoutMS < 1 || l.TimeoutMS > MaxLimitTimeoutMS {
-		add("limits.timeout_ms: %d out of range 1–%d", l.TimeoutMS, MaxLimitTimeoutMS)
+	if l.TimeoutMS < 1 || l.TimeoutMS > phase.MaxTimeoutMS {
+		add("limits.timeout_ms: %d out of range 1–%d", l.TimeoutMS, phase.MaxTimeoutMS)
 	}
 	if l.StdoutCap < 0 {
 		add("limits.stdout_cap: must not be negative, got %d", l.StdoutCap)
@@ -223,7 +170,7 @@ func (r *Receipt) formatProblems(withSig bool) []string {
 	if errF == nil && r.Timestamp != finished.Unix() {
 		add("timestamp: %d does not match finished_at %s (want %d)", r.Timestamp, r.FinishedAt, finished.Unix())
 	}
-	if withSig && !isLowerHex(r.Signature, 128) {
+	if withSig && !phase.IsLowerHex(r.Signature, 128) {
 		add("signature: must be 128 lowercase hex characters (64-byte Ed25519 signature), got %d characters", len(r.Signature))
 	}
 	return p
@@ -233,7 +180,7 @@ func parseTime(s string) (time.Time, error) {
 	t, err := time.Parse(TimeLayout, s)
 	// Re-formatting catches what Parse tolerates (e.g. other fraction lengths).
 	if err != nil || t.Format(TimeLayout) != s {
-		return time.Time{}, fmt.Errorf("must be RFC 3339 UTC with milliseconds like 2026-11-26T08:30:00.123Z, got %s", quote(s))
+		return time.Time{}, fmt.Errorf("must be RFC 3339 UTC with milliseconds like 2026-11-26T08:30:00.123Z, got %s", phase.Quote(s))
 	}
 	return t, nil
 }
@@ -252,53 +199,12 @@ func canonicalPeerID(s string) (peer.ID, error) {
 	}
 	id, err := peer.Decode(s)
 	if err != nil {
-		return "", fmt.Errorf("must be a peer ID, got %s", quote(s))
+		return "", fmt.Errorf("must be a peer ID, got %s", phase.Quote(s))
 	}
 	if !strings.HasPrefix(s, "1") && !strings.HasPrefix(s, "Qm") {
-		return "", fmt.Errorf("peer ID %s must be in canonical base58 form %s", quote(s), id)
+		return "", fmt.Errorf("peer ID %s must be in canonical base58 form %s", phase.Quote(s), id)
 	}
 	return id, nil
-}
-
-func validJobID(s string) bool {
-	if len(s) == 0 || len(s) > maxJobIDLen {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-'
-		if !ok {
-			return false
-		}
-	}
-	return true
-}
-
-func isHash(s string) bool {
-	h, ok := strings.CutPrefix(s, HashPrefix)
-	return ok && isLowerHex(h, 64)
-}
-
-func isLowerHex(s string, n int) bool {
-	if len(s) != n {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// quote shows a value from a receipt safely: quoted, escaped, shortened.
-func quote(s string) string {
-	const max = 80
-	if len(s) > max {
-		return fmt.Sprintf("%q…", s[:max])
-	}
-	return fmt.Sprintf("%q", s)
 }
 
 func joinProblems(p []string) string { return strings.Join(p, "; ") }
@@ -325,12 +231,12 @@ func Sniff(data []byte) (string, error) {
 	}
 	var v string
 	if err := json.Unmarshal(probe.Version, &v); err != nil {
-		return "", fmt.Errorf("receipt: version: must be a string, got %s", quote(string(probe.Version)))
+		return "", fmt.Errorf("receipt: version: must be a string, got %s", phase.Quote(string(probe.Version)))
 	}
 	switch v {
 	case Version, LegacyVersion:
 		return v, nil
 	default:
-		return "", fmt.Errorf("receipt: version: unknown receipt version %s (known: %q, legacy %q)", quote(v), Version, LegacyVersion)
+		return "", fmt.Errorf("receipt: version: unknown receipt version %s (known: %q, legacy %q)", phase.Quote(v), Version, LegacyVersion)
 	}
 }

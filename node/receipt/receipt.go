@@ -25,6 +25,7 @@ import (
 
 	"github.com/phase-protocol/plasm/node/canonical"
 	"github.com/phase-protocol/plasm/node/identity"
+	"github.com/phase-protocol/plasm/node/phase"
 )
 
 // Version is the receipt format this package signs.
@@ -34,28 +35,9 @@ const Version = "1"
 // receipt signature can never be mistaken for a signature over anything else.
 const DomainPrefix = "phase-receipt:v1:"
 
-// HashPrefix starts every hash in a receipt.
-const HashPrefix = "sha256:"
-
 // TimeLayout is the layout of started_at and finished_at: RFC 3339 in UTC
 // with exactly three fractional digits.
 const TimeLayout = "2006-01-02T15:04:05.000Z"
-
-// Outcomes of a run.
-const (
-	OutcomeExited        = "exited"
-	OutcomeTrapped       = "trapped"
-	OutcomeTimeout       = "timeout"
-	OutcomeMemoryLimit   = "memory_limit"
-	OutcomeInvalidModule = "invalid_module"
-	OutcomeHashMismatch  = "hash_mismatch"
-)
-
-// Outcomes lists every valid outcome.
-var Outcomes = []string{OutcomeExited, OutcomeTrapped, OutcomeTimeout, OutcomeMemoryLimit, OutcomeInvalidModule, OutcomeHashMismatch}
-
-// NoExitCode is the exit code of a run whose guest did not exit.
-const NoExitCode = -1
 
 // Limits are the limits the node actually applied (after clamping).
 type Limits struct {
@@ -90,12 +72,6 @@ type Receipt struct {
 	Signature       string `json:"signature"`        // lowercase hex, 64 bytes
 }
 
-// HashBytes returns "sha256:" followed by the lowercase hex SHA-256 of b.
-func HashBytes(b []byte) string {
-	sum := sha256.Sum256(b)
-	return HashPrefix + hex.EncodeToString(sum[:])
-}
-
 // InputDocument returns the canonical JSON document that InputHash hashes:
 //
 //	{"args":[<arg>,...],"stdin":"sha256:<lowercase hex SHA-256 of stdin>"}
@@ -122,7 +98,7 @@ func InputDocument(args []string, stdin []byte) []byte {
 		}
 		doc = canonical.AppendString(doc, a)
 	}
-	doc = append(doc, `],"stdin":"`+HashPrefix...)
+	doc = append(doc, `],"stdin":"`+phase.HashPrefix...)
 	doc = hex.AppendEncode(doc, sum[:])
 	doc = append(doc, `"}`...)
 	return doc
@@ -132,7 +108,7 @@ func InputDocument(args []string, stdin []byte) []byte {
 // hex SHA-256 of InputDocument(args, stdin). Module bytes are bound
 // separately by module_hash.
 func InputHash(args []string, stdin []byte) string {
-	return HashBytes(InputDocument(args, stdin))
+	return phase.HashBytes(InputDocument(args, stdin))
 }
 
 // FormatTime renders t as a receipt time: UTC, millisecond precision
@@ -213,14 +189,14 @@ func (r *Receipt) Sign(priv ed25519.PrivateKey) error {
 	}
 	pub := priv.Public().(ed25519.PublicKey)
 	if want := hex.EncodeToString(pub); r.NodePubkey != want {
-		return fmt.Errorf("receipt: sign: node_pubkey %s is not the signing key's public key %s", quote(r.NodePubkey), want)
+		return fmt.Errorf("receipt: sign: node_pubkey %s is not the signing key's public key %s", phase.Quote(r.NodePubkey), want)
 	}
 	id, err := identity.PeerIDFromPublicKey(pub)
 	if err != nil {
 		return fmt.Errorf("receipt: sign: %w", err)
 	}
 	if r.NodePeerID != id.String() {
-		return fmt.Errorf("receipt: sign: node_peer_id %s is not the signing key's peer ID %s", quote(r.NodePeerID), id)
+		return fmt.Errorf("receipt: sign: node_peer_id %s is not the signing key's peer ID %s", phase.Quote(r.NodePeerID), id)
 	}
 	if problems := r.formatProblems(false); len(problems) > 0 {
 		return fmt.Errorf("receipt: sign: malformed receipt: %s", joinProblems(problems))

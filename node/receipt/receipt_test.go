@@ -19,6 +19,7 @@ import (
 
 	"github.com/phase-protocol/plasm/node/canonical"
 	"github.com/phase-protocol/plasm/node/identity"
+	"github.com/phase-protocol/plasm/node/phase"
 )
 
 // seedFrom returns the 32 bytes first, first+1, …, first+31.
@@ -59,7 +60,7 @@ func newFixture(t testing.TB) *fixture {
 	start := time.Date(2026, 11, 26, 8, 30, 0, 123_000_000, time.UTC)
 	r := &Receipt{
 		Version:    Version,
-		ModuleHash: HashBytes([]byte("\x00asm\x01\x00\x00\x00")),
+		ModuleHash: phase.HashBytes([]byte("\x00asm\x01\x00\x00\x00")),
 		ExitCode:   0,
 		WallTimeMS: 42,
 		NodePubkey: f.node.PublicKeyHex(),
@@ -68,9 +69,9 @@ func newFixture(t testing.TB) *fixture {
 		Requester:  f.requester.ID.String(),
 		NodePeerID: f.node.ID.String(),
 		InputHash:  InputHash(f.args, f.stdin),
-		StdoutHash: HashBytes(f.stdout),
-		StderrHash: HashBytes(f.stderr),
-		Outcome:    OutcomeExited,
+		StdoutHash: phase.HashBytes(f.stdout),
+		StderrHash: phase.HashBytes(f.stderr),
+		Outcome:    phase.OutcomeExited,
 		Limits:     Limits{MemoryMB: 64, TimeoutMS: 30_000, StdoutCap: 1 << 20, StderrCap: 1 << 16},
 	}
 	r.SetTimes(start, start.Add(42*time.Millisecond))
@@ -159,7 +160,7 @@ func referenceSigningBytes(r *Receipt) ([]byte, error) {
 	return append([]byte(DomainPrefix), body...), nil
 }
 
-func TestSigningBytesMatchReference(t *testing.T) {
+func TestRCPT3_SigningBytesMatchReference(t *testing.T) {
 	f := newFixture(t)
 	odd := *f.receipt
 	odd.JobID = "<&>\"\\\n\x01é😀\u2028\xff" // SigningBytes must not depend on validity
@@ -203,7 +204,7 @@ func FuzzSigningBytes(f *testing.F) {
 	})
 }
 
-func TestSigningBytesCoverEveryFieldButSignature(t *testing.T) {
+func TestRCPT3_SigningBytesCoverEveryFieldButSignature(t *testing.T) {
 	f := newFixture(t)
 	msg, err := f.receipt.SigningBytes()
 	require.NoError(t, err)
@@ -264,7 +265,7 @@ func setLimit(field string, v int64) func(map[string]any, *fixture) {
 	return func(doc map[string]any, _ *fixture) { doc["limits"].(map[string]any)[field] = v }
 }
 
-func TestTamperEachField(t *testing.T) {
+func TestRCPT6_RCPT7_RCPT8_RCPT9_TamperEachField(t *testing.T) {
 	other := mustIdentity(t, 0x40)
 	f := newFixture(t)
 	msg, err := f.receipt.SigningBytes()
@@ -291,9 +292,9 @@ func TestTamperEachField(t *testing.T) {
 		{"stderr_hash", []string{"stderr_hash"}, flip("stderr_hash"), CheckSignature},
 		{"stdout_truncated", []string{"stdout_truncated"}, toggle("stdout_truncated"), CheckSignature},
 		{"stderr_truncated", []string{"stderr_truncated"}, toggle("stderr_truncated"), CheckSignature},
-		{"outcome alone", []string{"outcome"}, set("outcome", OutcomeTrapped), CheckFormat},
+		{"outcome alone", []string{"outcome"}, set("outcome", phase.OutcomeTrapped), CheckFormat},
 		{"outcome with exit_code", []string{"outcome"}, func(doc map[string]any, _ *fixture) {
-			doc["outcome"] = OutcomeTimeout
+			doc["outcome"] = phase.OutcomeTimeout
 			doc["exit_code"] = -1
 		}, CheckSignature},
 		{"deterministic", []string{"deterministic"}, toggle("deterministic"), CheckSignature},
@@ -339,7 +340,7 @@ func TestTamperEachField(t *testing.T) {
 	}
 }
 
-func TestVerifyFailures(t *testing.T) {
+func TestRCPT5_RCPT6_VerifyFailures(t *testing.T) {
 	f := newFixture(t)
 	other := mustIdentity(t, 0x40)
 	secp := secpPeer(t)
@@ -394,7 +395,7 @@ func TestVerifyFailures(t *testing.T) {
 		{"job_id mismatch", f.receipt, withExp(func(e *Expect) { e.JobID = "job-9" }), CheckJobID, `expected "job-9"`},
 		{"nonce mismatch", f.receipt, withExp(func(e *Expect) { e.Nonce = strings.Repeat("cd", 32) }), CheckNonce, "expected"},
 		{"requester mismatch", f.receipt, withExp(func(e *Expect) { e.Requester = other.ID.String() }), CheckRequester, other.ID.String()},
-		{"module_hash mismatch", f.receipt, withExp(func(e *Expect) { e.ModuleHash = HashBytes([]byte("other")) }), CheckModuleHash, "expected"},
+		{"module_hash mismatch", f.receipt, withExp(func(e *Expect) { e.ModuleHash = phase.HashBytes([]byte("other")) }), CheckModuleHash, "expected"},
 		{"input_hash mismatch", f.receipt, withExp(func(e *Expect) { e.InputHash = InputHash([]string{"hello"}, nil) }), CheckInputHash, "expected"},
 		{"stdout bytes mismatch", f.receipt, withExp(func(e *Expect) { e.Stdout = []byte("dlrow olleh") }), CheckStdoutHash, "11 stdout bytes"},
 		{"stderr bytes mismatch", f.receipt, withExp(func(e *Expect) { e.Stderr = []byte("x") }), CheckStderrHash, "1 stderr bytes"},
@@ -473,7 +474,7 @@ func TestSignErrors(t *testing.T) {
 	}
 }
 
-func TestParseFormatErrors(t *testing.T) {
+func TestRCPT2_RCPT4_ParseFormatErrors(t *testing.T) {
 	f := newFixture(t)
 	base := string(marshal(t, f.receipt))
 	replace := func(old, new string) string {
@@ -487,29 +488,29 @@ func TestParseFormatErrors(t *testing.T) {
 		wantErr string
 	}{
 		{"not JSON", `{`, "invalid JSON"},
-		{"array", `[]`, "must be a JSON object, got array"},
+		{"array", `[]`, "want a JSON object, got an array"},
 		{"null", `null`, "got null"},
 		{"too large", `{"x":"` + strings.Repeat("a", MaxSize) + `"}`, "max 65536"},
 		{"trailing data", base + `{}`, "trailing data"},
-		{"duplicate key", replace(`"job_id":"job-0001"`, `"job_id":"job-0001","job_id":"job-0002"`), `duplicate object key "job_id"`},
-		{"missing field", replace(`"nonce":"`+f.receipt.Nonce+`",`, ""), "nonce: required field missing"},
-		{"null field", replace(`"nonce":"`+f.receipt.Nonce+`"`, `"nonce":null`), "nonce: must not be null"},
-		{"unknown field", replace(`{"version"`, `{"gpu":true,"version"`), `"gpu": unknown field`},
-		{"unknown limits field", replace(`"limits":{`, `"limits":{"cpu":1,`), `limits."cpu": unknown field`},
-		{"missing limits field", replace(`"memory_mb":64,`, ""), "limits.memory_mb: required field missing"},
-		{"limits not object", limitsAs(t, base, 5), "limits: must be an object, got number"},
-		{"limits array", limitsAs(t, base, []int{1}), "limits: must be an object, got array"},
-		{"string for int", replace(`"wall_time_ms":42`, `"wall_time_ms":"42"`), "wall_time_ms: must be an integer, got string"},
-		{"int for bool", replace(`"deterministic":false`, `"deterministic":0`), "deterministic: must be a boolean, got number"},
-		{"float", replace(`"wall_time_ms":42`, `"wall_time_ms":42.5`), "not an integer"},
+		{"duplicate key", replace(`"job_id":"job-0001"`, `"job_id":"job-0001","job_id":"job-0002"`), `duplicate member name "job_id"`},
+		{"missing field", replace(`"nonce":"`+f.receipt.Nonce+`",`, ""), `field "nonce": missing`},
+		{"null field", replace(`"nonce":"`+f.receipt.Nonce+`"`, `"nonce":null`), `field "nonce": must not be null`},
+		{"unknown field", replace(`{"version"`, `{"gpu":true,"version"`), `field "gpu": unknown member`},
+		{"unknown limits field", replace(`"limits":{`, `"limits":{"cpu":1,`), `field "limits.cpu": unknown member`},
+		{"missing limits field", replace(`"memory_mb":64,`, ""), `field "limits.memory_mb": missing`},
+		{"limits not object", limitsAs(t, base, 5), `field "limits": must be an object, got a number`},
+		{"limits array", limitsAs(t, base, []int{1}), `field "limits": must be an object, got an array`},
+		{"string for int", replace(`"wall_time_ms":42`, `"wall_time_ms":"42"`), `field "wall_time_ms": must be an integer, got a string`},
+		{"int for bool", replace(`"deterministic":false`, `"deterministic":0`), `field "deterministic": must be a boolean, got a number`},
+		{"float", replace(`"wall_time_ms":42`, `"wall_time_ms":42.5`), "without fraction or exponent"},
 		{"huge int", replace(`"wall_time_ms":42`, `"wall_time_ms":9007199254740992`), "out of range"},
 		{"version", replace(`"version":"1"`, `"version":"0.1"`), `version: must be "1"`},
 		{"hash uppercase", replace(f.receipt.ModuleHash, strings.ToUpper(f.receipt.ModuleHash)), "module_hash: must be \"sha256:\""},
 		{"short nonce", replace(f.receipt.Nonce, f.receipt.Nonce[:62]), "nonce: must be 64 lowercase hex"},
 		{"pubkey length", replace(f.receipt.NodePubkey, f.receipt.NodePubkey+"00"), "node_pubkey: must be 64 lowercase hex"},
-		{"job_id empty", replace(`"job_id":"job-0001"`, `"job_id":""`), "job_id: must be 1–128"},
-		{"job_id space", replace(`"job_id":"job-0001"`, `"job_id":"job 1"`), "job_id: must be 1–128"},
-		{"job_id too long", replace(`"job_id":"job-0001"`, `"job_id":"`+strings.Repeat("j", 129)+`"`), "job_id: must be 1–128"},
+		{"job_id empty", replace(`"job_id":"job-0001"`, `"job_id":""`), "job_id: must be 1–128 characters, got 0"},
+		{"job_id space", replace(`"job_id":"job-0001"`, `"job_id":"job 1"`), "job_id: byte 3"},
+		{"job_id too long", replace(`"job_id":"job-0001"`, `"job_id":"`+strings.Repeat("j", 129)+`"`), "job_id: must be 1–128 characters, got 129"},
 		{"requester garbage", replace(f.requester.ID.String(), "nope"), "requester: must be a peer ID"},
 		{"requester CID form", replace(f.requester.ID.String(), cidPeer), "canonical base58 form"},
 		{"node_peer_id not Ed25519", replace(`"node_peer_id":"`+f.node.ID.String()+`"`, `"node_peer_id":"QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N"`), "node_peer_id: \"QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N\" is not an Ed25519 peer ID"},
@@ -526,7 +527,7 @@ func TestParseFormatErrors(t *testing.T) {
 		{"time with offset", replace(`"started_at":"2026-11-26T08:30:00.123Z"`, `"started_at":"2026-11-26T09:30:00.123+01:00"`), "started_at: must be RFC 3339"},
 		{"finished before started", replace(`"started_at":"2026-11-26T08:30:00.123Z"`, `"started_at":"2026-11-26T08:30:00.999Z"`), "finished_at: 2026-11-26T08:30:00.165Z is before started_at"},
 		{"timestamp mismatch", replace(`"timestamp":1795681800`, `"timestamp":1795681799`), "timestamp: 1795681799 does not match finished_at"},
-		{"several problems listed", replace(`"job_id":"job-0001","nonce":"`+f.receipt.Nonce, `"job_id":"","nonce":"x`), "job_id: must be 1–128 characters of [A-Za-z0-9._:-], got \"\"; nonce:"},
+		{"several problems listed", replace(`"job_id":"job-0001","nonce":"`+f.receipt.Nonce, `"job_id":"","nonce":"x`), "job_id: must be 1–128 characters, got 0; nonce:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -543,16 +544,16 @@ func TestParseFormatErrors(t *testing.T) {
 
 func TestInputHash(t *testing.T) {
 	const emptySHA = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-	assert.Equal(t, emptySHA, HashBytes(nil))
-	assert.Equal(t, emptySHA, HashBytes([]byte{}))
+	assert.Equal(t, emptySHA, phase.HashBytes(nil))
+	assert.Equal(t, emptySHA, phase.HashBytes([]byte{}))
 
 	doc := InputDocument(nil, nil)
 	assert.Equal(t, `{"args":[],"stdin":"`+emptySHA+`"}`, string(doc))
-	assert.Equal(t, HashBytes(doc), InputHash(nil, nil))
+	assert.Equal(t, phase.HashBytes(doc), InputHash(nil, nil))
 	assert.Equal(t, InputHash(nil, nil), InputHash([]string{}, []byte{}))
 
 	doc = InputDocument([]string{"a b", `q"\`, "é</>\n\x01\u2028"}, []byte("in"))
-	assert.Equal(t, `{"args":["a b","q\"\\","é</>\n\u0001`+"\u2028"+`"],"stdin":"`+HashBytes([]byte("in"))+`"}`, string(doc))
+	assert.Equal(t, `{"args":["a b","q\"\\","é</>\n\u0001`+"\u2028"+`"],"stdin":"`+phase.HashBytes([]byte("in"))+`"}`, string(doc))
 
 	// Different splits of the same text differ.
 	assert.NotEqual(t, InputHash([]string{"a b"}, nil), InputHash([]string{"a", "b"}, nil))

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/phase-protocol/plasm/node/identity"
+	"github.com/phase-protocol/plasm/node/phase"
 )
 
 // repoRoot walks up from the package directory to the directory holding go.mod.
@@ -57,7 +58,7 @@ func TestSchemaAcceptsWhatCodeEmits(t *testing.T) {
 		r.NodePubkey = node.PublicKeyHex()
 		r.NodePeerID = node.ID.String()
 		r.Requester = ""
-		r.Outcome, r.ExitCode = OutcomeMemoryLimit, NoExitCode
+		r.Outcome, r.ExitCode = phase.OutcomeMemoryLimit, phase.NoExitCode
 		require.NoError(t, r.Sign(node.Ed25519()))
 		require.NoError(t, schemaValidate(t, sch, marshal(t, &r)), "node %s", node.ID)
 	}
@@ -65,7 +66,7 @@ func TestSchemaAcceptsWhatCodeEmits(t *testing.T) {
 
 // Documents that Parse rejects for a reason the schema can express must be
 // rejected by the schema as well.
-func TestSchemaRejectsBrokenReceipts(t *testing.T) {
+func TestRCPT2_SchemaRejectsBrokenReceipts(t *testing.T) {
 	sch := receiptSchema(t)
 	f := newFixture(t)
 	base := marshal(t, f.receipt)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/phase-protocol/plasm/node/phase"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -77,7 +78,7 @@ func buildVectors(t *testing.T) []byte {
 			stderr: "",
 			finalize: func(r *Receipt) {
 				r.ExitCode = 0
-				r.Outcome = OutcomeExited
+				r.Outcome = phase.OutcomeExited
 				r.Requester = requester.ID.String()
 			},
 		},
@@ -88,8 +89,8 @@ func buildVectors(t *testing.T) []byte {
 			stdout: strings.Repeat("y\n", 8),
 			stderr: "warn\n",
 			finalize: func(r *Receipt) {
-				r.ExitCode = NoExitCode
-				r.Outcome = OutcomeTimeout
+				r.ExitCode = phase.NoExitCode
+				r.Outcome = phase.OutcomeTimeout
 				r.Requester = ""
 				r.StdoutTruncated = true
 				r.Deterministic = true
@@ -111,15 +112,15 @@ func buildVectors(t *testing.T) []byte {
 	for i, rn := range runs {
 		r := &Receipt{
 			Version:    Version,
-			ModuleHash: HashBytes([]byte("\x00asm\x01\x00\x00\x00")),
+			ModuleHash: phase.HashBytes([]byte("\x00asm\x01\x00\x00\x00")),
 			WallTimeMS: 1234,
 			NodePubkey: node.PublicKeyHex(),
 			JobID:      "job-000" + string(rune('1'+i)),
 			Nonce:      hex.EncodeToString(seedFrom(byte(0x60 + 0x20*i))),
 			NodePeerID: node.ID.String(),
 			InputHash:  InputHash(rn.args, []byte(rn.stdin)),
-			StdoutHash: HashBytes([]byte(rn.stdout)),
-			StderrHash: HashBytes([]byte(rn.stderr)),
+			StdoutHash: phase.HashBytes([]byte(rn.stdout)),
+			StderrHash: phase.HashBytes([]byte(rn.stderr)),
 			Limits:     Limits{MemoryMB: 64, TimeoutMS: 30_000, StdoutCap: 1 << 20, StderrCap: 1 << 16},
 		}
 		r.SetTimes(start, start.Add(1234*time.Millisecond))
@@ -164,10 +165,10 @@ func buildVectors(t *testing.T) []byte {
 }
 
 func sha256Hex(b []byte) string {
-	return strings.TrimPrefix(HashBytes(b), HashPrefix)
+	return strings.TrimPrefix(phase.HashBytes(b), phase.HashPrefix)
 }
 
-func TestVectors(t *testing.T) {
+func TestRCPT3_Vectors(t *testing.T) {
 	want := buildVectors(t)
 	if *update {
 		require.NoError(t, os.MkdirAll(filepath.Dir(vectorsPath), 0o755))
@@ -192,7 +193,7 @@ func TestVectors(t *testing.T) {
 	for _, c := range vf.Cases {
 		t.Run(c.Name, func(t *testing.T) {
 			assert.Equal(t, c.InputDocument, string(InputDocument(c.Args, []byte(c.Stdin))))
-			assert.Equal(t, HashBytes([]byte(c.InputDocument)), c.InputHash)
+			assert.Equal(t, phase.HashBytes([]byte(c.InputDocument)), c.InputHash)
 			r, err := Parse(c.Receipt)
 			require.NoError(t, err)
 			msg, err := r.SigningBytes()

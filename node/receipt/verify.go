@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/phase-protocol/plasm/node/identity"
+	"github.com/phase-protocol/plasm/node/phase"
 )
 
 // Check names, in the order Verify runs them.
@@ -114,16 +115,16 @@ func Verify(r *Receipt, exp Expect) error {
 		{CheckInputHash, exp.InputHash, r.InputHash},
 	} {
 		if f.want != "" && f.want != f.got {
-			return &CheckError{Check: f.check, Detail: fmt.Sprintf("receipt has %s, expected %s", quote(f.got), quote(f.want))}
+			return &CheckError{Check: f.check, Detail: fmt.Sprintf("receipt has %s, expected %s", phase.Quote(f.got), phase.Quote(f.want))}
 		}
 	}
 	if exp.CheckStdout {
-		if got := HashBytes(exp.Stdout); got != r.StdoutHash {
+		if got := phase.HashBytes(exp.Stdout); got != r.StdoutHash {
 			return &CheckError{Check: CheckStdoutHash, Detail: fmt.Sprintf("receipt has %s, the %d stdout bytes received hash to %s", r.StdoutHash, len(exp.Stdout), got)}
 		}
 	}
 	if exp.CheckStderr {
-		if got := HashBytes(exp.Stderr); got != r.StderrHash {
+		if got := phase.HashBytes(exp.Stderr); got != r.StderrHash {
 			return &CheckError{Check: CheckStderrHash, Detail: fmt.Sprintf("receipt has %s, the %d stderr bytes received hash to %s", r.StderrHash, len(exp.Stderr), got)}
 		}
 	}

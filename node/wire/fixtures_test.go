@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/phase-protocol/plasm/node/manifest"
+	"github.com/phase-protocol/plasm/node/phase"
 )
 
 // Fixed values so that the golden vectors do not change between runs.
@@ -54,17 +55,20 @@ func validMessages() []namedMessage {
 	full.RequireArch = true
 	full.Deterministic = true
 	full.Seed = -7
+	full.Progress = true
 	return []namedMessage{
 		{"offer", testOffer()},
 		{"offer_all_fields", full},
 		{"accepted", &Accepted{Type: TypeAccepted, HaveModule: false, Limits: AppliedLimits{MemoryMB: 64, TimeoutMS: 30000, StdoutCap: 1 << 20, StderrCap: 64 << 10}}},
 		{"accepted_have_module", &Accepted{Type: TypeAccepted, HaveModule: true, Limits: AppliedLimits{MemoryMB: 1, TimeoutMS: 1, StdoutCap: 0, StderrCap: 0}}},
-		{"rejected", &Rejected{Type: TypeRejected, Reason: ReasonQueueFull, Detail: "4 jobs running, queue of 8 is full"}},
+		{"rejected", &Rejected{Type: TypeRejected, Reason: phase.ReasonQueueFull, Detail: "4 jobs running, queue of 8 is full"}},
 		{"payload", &Payload{Type: TypePayload, Args: []string{"hello", "wörld <&>"}}},
 		{"payload_no_args", &Payload{Type: TypePayload, Args: []string{}}},
-		{"result", &Result{Type: TypeResult, Outcome: OutcomeExited, ExitCode: 0, StdoutSize: 12, StderrSize: 0, WallTimeMS: 12, QueueTimeMS: 3, Receipt: testReceipt}},
-		{"result_trapped", &Result{Type: TypeResult, Outcome: OutcomeTrapped, ExitCode: -1, Detail: "wasm error: unreachable", StdoutSize: 1 << 20, StderrSize: 0, StdoutTruncated: true, WallTimeMS: 0, QueueTimeMS: 0, Receipt: json.RawMessage(`{}`)}},
-		{"error", &ErrorMsg{Type: TypeError, Code: CodeHashMismatch, Detail: "module hashes to sha256:00…, manifest says sha256:e3…"}},
+		{"result", &Result{Type: TypeResult, Outcome: phase.OutcomeExited, ExitCode: 0, StdoutSize: 12, StderrSize: 0, WallTimeMS: 12, QueueTimeMS: 3, Receipt: testReceipt}},
+		{"result_trapped", &Result{Type: TypeResult, Outcome: phase.OutcomeTrapped, ExitCode: -1, Detail: "wasm error: unreachable", StdoutSize: 1 << 20, StderrSize: 0, StdoutTruncated: true, WallTimeMS: 0, QueueTimeMS: 0, Receipt: json.RawMessage(`{}`)}},
+		{"error", &ErrorMsg{Type: TypeError, Code: phase.CodeHashMismatch, Detail: "module hashes to sha256:00…, manifest says sha256:e3…"}},
+		{"accepted_progress", &Accepted{Type: TypeAccepted, HaveModule: false, Limits: AppliedLimits{MemoryMB: 64, TimeoutMS: 30000, StdoutCap: 1 << 20, StderrCap: 64 << 10}, ProgressMS: 2000}},
+		{"progress", &Progress{Type: TypeProgress, ElapsedMS: 4000}},
 		{"caps_request", &CapsRequest{Type: TypeCapsRequest}},
 		{"caps", &CapsResponse{Type: TypeCaps, Record: json.RawMessage(`{"arch":"amd64","peer_id":"12D3KooW","seq":3}`)}},
 	}

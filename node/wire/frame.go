@@ -34,6 +34,13 @@ func WriteFrame(w io.Writer, body []byte) error {
 	return nil
 }
 
+// AppendFrame appends one frame (the body's LEB128 length, then the body)
+// to dst.
+func AppendFrame(dst, body []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(body)))
+	return append(dst, body...)
+}
+
 // WriteFrameHeader writes only the length prefix of a frame whose n body
 // bytes the caller then writes itself (for streaming a large body).
 func WriteFrameHeader(w io.Writer, n int64) error {
@@ -61,7 +68,7 @@ func ReadFrame(r io.Reader, max int, kind string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return readBody(r, n, kind)
+	return readBody(r, n, kind, nil)
 }
 
 // ReadFrameHeader reads the length prefix of a frame of the given kind and
@@ -86,6 +93,15 @@ func ReadFrameHeader(r io.Reader, max int, kind string) (int, error) {
 // A declared size over max is ErrTooLarge; a frame length different from
 // declared is ErrMalformed. Both are reported before the body is read.
 func ReadDeclared(r io.Reader, declared int64, max int, kind string) ([]byte, error) {
+	return ReadDeclaredGrow(r, declared, max, kind, nil)
+}
+
+// ReadDeclaredGrow is ReadDeclared with grow called before each growth of
+// the body buffer with the bytes about to be added, so a caller can account
+// for (and bound, by returning an error) the memory the frame takes as its
+// bytes arrive. The buffer never grows past the bytes received by more than
+// one growth step, whatever size was declared.
+func ReadDeclaredGrow(r io.Reader, declared int64, max int, kind string, grow func(n int) error) ([]byte, error) {
 	if declared < 0 {
 		return nil, fmt.Errorf("read %s frame: negative declared size %d", kind, declared)
 	}
@@ -103,7 +119,7 @@ func ReadDeclared(r io.Reader, declared int64, max int, kind string) ([]byte, er
 		// A frame of another size than announced is a bad request (JOB-6).
 		return nil, fmt.Errorf("%s frame length %d differs from declared size %d: %w", kind, n, declared, ErrInvalid)
 	}
-	return readBody(r, int(n), kind)
+	return readBody(r, int(n), kind, grow)
 }
 
 // readUvarint reads an unsigned LEB128 value of at most 10 bytes, rejecting
@@ -154,8 +170,16 @@ func byteReader(r io.Reader) func() (byte, error) {
 // readBody reads exactly n bytes. Large bodies are read in growing chunks so
 // that a peer announcing a big frame and then stalling costs only what it has
 // actually sent.
-func readBody(r io.Reader, n int, kind string) ([]byte, error) {
-	size := min(n, readAllocChunk)
+func readBody(r io.Reader, n int, kind string, grow func(n int) error) ([]byte, error) {
+	size, step := min(n, readAllocChunk), readAllocChunk
+	if grow != nil { // accounted: start small, so a stalled frame holds little
+		size, step = min(n, accountedChunk), accountedChunk
+	}
+	if grow != nil {
+		if err := grow(size); err != nil {
+			return nil, fmt.Errorf("read %s frame body: %w", kind, err)
+		}
+	}
 	buf := make([]byte, size)
 	got := 0
 	for {
@@ -170,7 +194,14 @@ func readBody(r io.Reader, n int, kind string) ([]byte, error) {
 		if got == n {
 			return buf, nil
 		}
-		size = min(2*size, n)
+		// Grow by a quarter (at least a chunk): the buffer stays within 25 %
+		// of the bytes that arrived, whatever size was declared.
+		size = min(size+max(size/4, step), n)
+		if grow != nil {
+			if err := grow(size - len(buf)); err != nil {
+				return nil, fmt.Errorf("read %s frame body (%d of %d bytes): %w", kind, got, n, err)
+			}
+		}
 		buf = slices.Grow(buf, size-len(buf))[:size]
 	}
 }

@@ -60,7 +60,7 @@ func TestFrameRoundTrip(t *testing.T) {
 	}
 }
 
-func TestFrameEncoding(t *testing.T) {
+func TestWIRE1_WIRE2_FrameEncoding(t *testing.T) {
 	tests := []struct {
 		n    int
 		want []byte // length prefix
@@ -87,7 +87,7 @@ func TestFrameEncoding(t *testing.T) {
 
 func varint(n uint64) []byte { return binary.AppendUvarint(nil, n) }
 
-func TestReadFrameErrors(t *testing.T) {
+func TestWIRE3_WIRE4_WIRE6_WIRE7_ReadFrameErrors(t *testing.T) {
 	tests := []struct {
 		name     string
 		input    []byte
@@ -217,7 +217,7 @@ func TestReadFrameErrors(t *testing.T) {
 	}
 }
 
-func TestReadFrameZeroLength(t *testing.T) {
+func TestWIRE5_ReadFrameZeroLength(t *testing.T) {
 	for _, max := range []int{0, 10} {
 		body, err := ReadFrame(bytes.NewReader([]byte{0x00}), max, KindStdin)
 		require.NoError(t, err)
@@ -226,7 +226,7 @@ func TestReadFrameZeroLength(t *testing.T) {
 	}
 }
 
-func TestReadFrameAtCap(t *testing.T) {
+func TestWIRE8_ReadFrameAtCap(t *testing.T) {
 	input := append(varint(100), make([]byte, 100)...)
 	body, err := ReadFrame(bytes.NewReader(input), 100, KindModule)
 	require.NoError(t, err)
@@ -235,7 +235,7 @@ func TestReadFrameAtCap(t *testing.T) {
 
 // A peer that announces a large frame (within the cap) and then stops must
 // not make the reader allocate the whole announced size.
-func TestReadFrameAllocatesWhatArrives(t *testing.T) {
+func TestWIRE6_ReadFrameAllocatesWhatArrives(t *testing.T) {
 	const announced = 64 << 20
 	input := append(varint(announced), make([]byte, 1000)...)
 	var before, after runtime.MemStats
@@ -271,7 +271,7 @@ func TestFrameIOErrorsWrapped(t *testing.T) {
 	assert.ErrorIs(t, WriteControl(failingRW{boom}, testOffer()), boom)
 }
 
-func TestReadDeclared(t *testing.T) {
+func TestWIRE10_ReadDeclared(t *testing.T) {
 	frame := func(n int) []byte { return append(varint(uint64(n)), bytes.Repeat([]byte{'m'}, n)...) }
 	tests := []struct {
 		name     string

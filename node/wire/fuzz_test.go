@@ -99,3 +99,4 @@ func FuzzParseResult(f *testing.F)       { fuzzParser(f, ParseResult) }
 func FuzzParseError(f *testing.F)        { fuzzParser(f, ParseError) }
 func FuzzParseCapsRequest(f *testing.F)  { fuzzParser(f, ParseCapsRequest) }
 func FuzzParseCapsResponse(f *testing.F) { fuzzParser(f, ParseCapsResponse) }
+func FuzzParseProgress(f *testing.F)     { fuzzParser(f, ParseProgress) }

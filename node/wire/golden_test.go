@@ -28,7 +28,7 @@ type vector struct {
 	BodyHex *string         `json:"body_hex,omitempty"`
 }
 
-var goldenControl = []string{"offer", "offer_all_fields", "accepted", "rejected", "payload", "result", "error", "caps_request", "caps"}
+var goldenControl = []string{"offer", "offer_all_fields", "accepted", "accepted_progress", "rejected", "payload", "progress", "result", "error", "caps_request", "caps"}
 
 func goldenRaw() map[string][]byte {
 	return map[string][]byte{
@@ -62,7 +62,7 @@ func frameBodyLen(t *testing.T, frame []byte) int {
 	return len(body)
 }
 
-func TestGoldenVectors(t *testing.T) {
+func TestWIRE1_WIRE2_GoldenVectors(t *testing.T) {
 	want := buildVectors(t)
 	if *update {
 		b, err := json.MarshalIndent(want, "", "  ")

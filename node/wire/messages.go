@@ -3,12 +3,15 @@ package wire
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/phase-protocol/plasm/node/manifest"
+	"github.com/phase-protocol/plasm/node/phase"
+	"github.com/phase-protocol/plasm/node/strictjson"
 )
 
 // Message is any control message. MessageType returns the value of its
@@ -18,7 +21,7 @@ type Message interface{ MessageType() string }
 // Offer is the first message of a job exchange, client → node.
 type Offer struct {
 	Type          string            `json:"type"`     // "offer"
-	JobID         string            `json:"job_id"`   // 1–64 chars [A-Za-z0-9._-]
+	JobID         string            `json:"job_id"`   // 1–128 chars [A-Za-z0-9._:-]
 	Nonce         string            `json:"nonce"`    // 64 lowercase hex (32 random bytes)
 	Manifest      manifest.Manifest `json:"manifest"` // validated by manifest.Manifest.Validate
 	ModuleSize    int64             `json:"module_size"`
@@ -28,6 +31,7 @@ type Offer struct {
 	RequireArch   bool              `json:"require_arch,omitempty"`  // arch is a hard requirement
 	Deterministic bool              `json:"deterministic,omitempty"` // fixed clock, seeded random
 	Seed          int64             `json:"seed,omitempty"`          // only with deterministic
+	Progress      bool              `json:"progress,omitempty"`      // the client reads progress messages (JOB-18)
 }
 
 // Accepted is the node's yes to an offer.
@@ -35,6 +39,16 @@ type Accepted struct {
 	Type       string        `json:"type"`        // "accepted"
 	HaveModule bool          `json:"have_module"` // true: the client must not send the module frame
 	Limits     AppliedLimits `json:"limits"`
+	// ProgressMS, when > 0, promises a progress message at least this often
+	// while the job runs; only in answer to an offer with progress (JOB-18).
+	ProgressMS int64 `json:"progress_ms,omitempty"`
+}
+
+// Progress tells the client that the node is still running its job
+// (JOB-18). It is sent only to a client whose offer asked for it.
+type Progress struct {
+	Type      string `json:"type"`       // "progress"
+	ElapsedMS int64  `json:"elapsed_ms"` // since the stdin frame arrived
 }
 
 // AppliedLimits are the limits the node will enforce, after clamping the
@@ -104,6 +118,7 @@ func (Result) MessageType() string       { return TypeResult }
 func (ErrorMsg) MessageType() string     { return TypeError }
 func (CapsRequest) MessageType() string  { return TypeCapsRequest }
 func (CapsResponse) MessageType() string { return TypeCaps }
+func (Progress) MessageType() string     { return TypeProgress }
 
 // Error describes the peer's error message; the detail is quoted because it
 // is the peer's text.
@@ -173,6 +188,14 @@ func (m CapsRequest) MarshalJSON() ([]byte, error) {
 	return encodeJSON(plain(m))
 }
 
+func (m Progress) MarshalJSON() ([]byte, error) {
+	type plain Progress
+	if err := fillType(&m.Type, TypeProgress); err != nil {
+		return nil, err
+	}
+	return encodeJSON(plain(m))
+}
+
 func (m CapsResponse) MarshalJSON() ([]byte, error) {
 	type plain CapsResponse
 	if err := fillType(&m.Type, TypeCaps); err != nil {
@@ -183,7 +206,7 @@ func (m CapsResponse) MarshalJSON() ([]byte, error) {
 
 func fillType(t *string, want string) error {
 	if *t != "" && *t != want {
-		return fmt.Errorf("%s message has type field %s", want, echo(*t))
+		return fmt.Errorf("%s message has type field %s", want, phase.Quote(*t))
 	}
 	*t = want
 	return nil
@@ -207,10 +230,10 @@ func (m Offer) Validate() error {
 	if err := checkTypeField(t, m.Type); err != nil {
 		return err
 	}
-	if err := checkJobID(m.JobID); err != nil {
+	if err := phase.CheckJobID(m.JobID); err != nil {
 		return fieldErr(t, "job_id", "%v", err)
 	}
-	if err := checkNonce(m.Nonce); err != nil {
+	if err := phase.CheckNonce(m.Nonce); err != nil {
 		return fieldErr(t, "nonce", "%v", err)
 	}
 	if err := m.Manifest.Validate(); err != nil {
@@ -222,20 +245,10 @@ func (m Offer) Validate() error {
 	if m.StdinSize < 0 {
 		return fieldErr(t, "stdin_size", "must be ≥ 0, got %d", m.StdinSize)
 	}
-	if m.ArgsCount < 0 || m.ArgsCount > MaxArgs {
-		return fieldErr(t, "args_count", "must be 0–%d, got %d", MaxArgs, m.ArgsCount)
+	if m.ArgsCount < 0 || m.ArgsCount > phase.MaxArgs {
+		return fieldErr(t, "args_count", "must be 0–%d, got %d", phase.MaxArgs, m.ArgsCount)
 	}
-	if m.Arch != "" {
-		if _, err := NormalizeArch(m.Arch); err != nil {
-			return fieldErr(t, "arch", "%v", err)
-		}
-	} else if m.RequireArch {
-		return fieldErr(t, "require_arch", "is true but arch is absent")
-	}
-	if m.Seed != 0 && !m.Deterministic {
-		return fieldErr(t, "seed", "is set but deterministic is false")
-	}
-	return nil
+	return asFieldErr(t, phase.CheckArchSeed(m.Arch, m.RequireArch, m.Deterministic, m.Seed))
 }
 
 // CheckPayload checks that a payload matches this offer: as many args as
@@ -264,15 +277,29 @@ func (m Accepted) Validate() error {
 	if err := checkTypeField(TypeAccepted, m.Type); err != nil {
 		return err
 	}
+	if m.ProgressMS < 0 {
+		return fieldErr(TypeAccepted, "progress_ms", "must be ≥ 0, got %d", m.ProgressMS)
+	}
 	return m.Limits.validate(TypeAccepted)
 }
 
-func (l AppliedLimits) validate(t string) error {
-	if l.MemoryMB < 1 || l.MemoryMB > MaxMemoryMB {
-		return fieldErr(t, "limits.memory_mb", "must be 1–%d, got %d", MaxMemoryMB, l.MemoryMB)
+// Validate checks the elapsed time.
+func (m Progress) Validate() error {
+	if err := checkTypeField(TypeProgress, m.Type); err != nil {
+		return err
 	}
-	if l.TimeoutMS < 1 || l.TimeoutMS > MaxTimeoutMS {
-		return fieldErr(t, "limits.timeout_ms", "must be 1–%d, got %d", MaxTimeoutMS, l.TimeoutMS)
+	if m.ElapsedMS < 0 {
+		return fieldErr(TypeProgress, "elapsed_ms", "must be ≥ 0, got %d", m.ElapsedMS)
+	}
+	return nil
+}
+
+func (l AppliedLimits) validate(t string) error {
+	if l.MemoryMB < phase.MinMemoryMB || l.MemoryMB > phase.MaxMemoryMB {
+		return fieldErr(t, "limits.memory_mb", "must be %d–%d, got %d", phase.MinMemoryMB, phase.MaxMemoryMB, l.MemoryMB)
+	}
+	if l.TimeoutMS < 1 || l.TimeoutMS > phase.MaxTimeoutMS {
+		return fieldErr(t, "limits.timeout_ms", "must be 1–%d, got %d", phase.MaxTimeoutMS, l.TimeoutMS)
 	}
 	if l.StdoutCap < 0 {
 		return fieldErr(t, "limits.stdout_cap", "must be ≥ 0, got %d", l.StdoutCap)
@@ -300,7 +327,7 @@ func (m Rejected) Validate() error {
 	if err := checkTypeField(TypeRejected, m.Type); err != nil {
 		return err
 	}
-	return checkEnum(TypeRejected, "reason", m.Reason, reasons)
+	return checkEnum(TypeRejected, "reason", m.Reason, phase.Reasons())
 }
 
 // Validate checks the args.
@@ -308,16 +335,7 @@ func (m Payload) Validate() error {
 	if err := checkTypeField(TypePayload, m.Type); err != nil {
 		return err
 	}
-	if len(m.Args) > MaxArgs {
-		return fieldErr(TypePayload, "args", "has %d entries, at most %d allowed", len(m.Args), MaxArgs)
-	}
-	for i, a := range m.Args {
-		// WASI passes args as NUL-terminated strings: a NUL would cut the arg.
-		if strings.IndexByte(a, 0) >= 0 {
-			return fieldErr(TypePayload, "args["+strconv.Itoa(i)+"]", "contains a NUL character")
-		}
-	}
-	return nil
+	return asFieldErr(TypePayload, phase.CheckArgs(m.Args))
 }
 
 // Validate checks outcome, exit code, sizes, timings and that the receipt is
@@ -327,11 +345,11 @@ func (m Result) Validate() error {
 	if err := checkTypeField(t, m.Type); err != nil {
 		return err
 	}
-	if err := checkEnum(t, "outcome", m.Outcome, outcomes); err != nil {
+	if err := checkEnum(t, "outcome", m.Outcome, phase.Outcomes()); err != nil {
 		return err
 	}
-	if m.Outcome == OutcomeExited && (m.ExitCode < 0 || m.ExitCode > MaxExitCode) {
-		return fieldErr(t, "exit_code", "must be 0–%d when outcome is exited, got %d", MaxExitCode, m.ExitCode)
+	if m.Outcome == phase.OutcomeExited && (m.ExitCode < 0 || m.ExitCode > phase.MaxExitCode) {
+		return fieldErr(t, "exit_code", "must be 0–%d when outcome is exited, got %d", phase.MaxExitCode, m.ExitCode)
 	}
 	for _, f := range []struct {
 		name string
@@ -352,7 +370,7 @@ func (m ErrorMsg) Validate() error {
 	if err := checkTypeField(TypeError, m.Type); err != nil {
 		return err
 	}
-	return checkEnum(TypeError, "code", m.Code, codes)
+	return checkEnum(TypeError, "code", m.Code, phase.Codes())
 }
 
 // Validate checks the type field only: a caps request has no other members.
@@ -368,54 +386,37 @@ func (m CapsResponse) Validate() error {
 
 func checkTypeField(want, got string) error {
 	if got != "" && got != want {
-		return fieldErr(want, "type", "is %s, want %q", echo(got), want)
+		return fieldErr(want, "type", "is %s, want %q", phase.Quote(got), want)
 	}
 	return nil
 }
 
 func checkEnum(t, field, v string, allowed []string) error {
 	if !slices.Contains(allowed, v) {
-		return fieldErr(t, field, "%s is not one of %s", echo(v), strings.Join(allowed, ", "))
+		return fieldErr(t, field, "%s is not one of %s", phase.Quote(v), strings.Join(allowed, ", "))
 	}
 	return nil
 }
 
 func checkObject(t, field string, raw json.RawMessage) error {
-	trimmed := bytes.TrimLeft(raw, " \t\r\n")
-	if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(raw) {
+	v, err := strictjson.Parse(raw)
+	if err != nil || v.Kind != strictjson.Object {
 		return fieldErr(t, field, "must be a JSON object")
-	}
-	return nil
-}
-
-func checkJobID(s string) error {
-	if len(s) < 1 || len(s) > MaxJobIDLen {
-		return fmt.Errorf("must be 1–%d characters, got %d", MaxJobIDLen, len(s))
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("byte %d (%q) is not one of A-Z a-z 0-9 . _ -", i, c)
-		}
-	}
-	return nil
-}
-
-func checkNonce(s string) error {
-	if len(s) != NonceHexLen {
-		return fmt.Errorf("must be %d lowercase hex characters, got %d characters", NonceHexLen, len(s))
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return fmt.Errorf("must be %d lowercase hex characters, byte %d is %q", NonceHexLen, i, c)
-		}
 	}
 	return nil
 }
 
 func fieldErr(msgType, field, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: field %q: %s", ErrInvalid, msgType, field, fmt.Sprintf(format, args...))
+}
+
+// asFieldErr words a shared rule's *phase.FieldError as this message's.
+func asFieldErr(msgType string, err error) error {
+	var fe *phase.FieldError
+	if errors.As(err, &fe) {
+		return fieldErr(msgType, fe.Field, "%s", fe.Msg)
+	}
+	return err
 }
 
 func quoteDetail(s string) string {

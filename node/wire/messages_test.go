@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/phase-protocol/plasm/node/phase"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -35,6 +36,7 @@ var typedParsers = map[string]func([]byte) (Message, error){
 	TypeError:       func(b []byte) (Message, error) { return ParseError(b) },
 	TypeCapsRequest: func(b []byte) (Message, error) { return ParseCapsRequest(b) },
 	TypeCaps:        func(b []byte) (Message, error) { return ParseCapsResponse(b) },
+	TypeProgress:    func(b []byte) (Message, error) { return ParseProgress(b) },
 }
 
 func TestMessageRoundTrip(t *testing.T) {
@@ -68,8 +70,8 @@ func TestWriteControlFillsType(t *testing.T) {
 	assert.Contains(t, string(encode(t, Payload{})), `"args":[]`)
 }
 
-func TestWriteControlRefusesBadMessages(t *testing.T) {
-	tooBig := &Rejected{Reason: ReasonQueueFull, Detail: strings.Repeat("x", MaxControlFrame)}
+func TestWIRE21_WriteControlRefusesBadMessages(t *testing.T) {
+	tooBig := &Rejected{Reason: phase.ReasonQueueFull, Detail: strings.Repeat("x", MaxControlFrame)}
 	wrongType := testOffer()
 	wrongType.Type = TypePayload
 	tests := []struct {
@@ -112,7 +114,7 @@ func TestWriteControlArbitraryObject(t *testing.T) {
 }
 
 func TestNoHTMLEscaping(t *testing.T) {
-	body := encode(t, &Rejected{Reason: ReasonInvalidRequest, Detail: "<a&b>"})
+	body := encode(t, &Rejected{Reason: phase.ReasonInvalidRequest, Detail: "<a&b>"})
 	assert.Contains(t, string(body), `"detail":"<a&b>"`)
 }
 
@@ -148,7 +150,7 @@ func editJSON(t testing.TB, msg any, edits map[string]any) []byte {
 // jsonNull marks an edit that sets a member to JSON null.
 var jsonNull = new(int)
 
-func TestParseValidationErrors(t *testing.T) {
+func TestWIRE21_WIRE22_WIRE24_ParseValidationErrors(t *testing.T) {
 	accepted := messageByName("accepted")
 	result := messageByName("result")
 	tests := []struct {
@@ -159,24 +161,24 @@ func TestParseValidationErrors(t *testing.T) {
 	}{
 		// offer
 		{"offer job_id missing", TypeOffer, offerJSON(t, map[string]any{"job_id": nil}), `offer: field "job_id": missing`},
-		{"offer job_id empty", TypeOffer, offerJSON(t, map[string]any{"job_id": ""}), `field "job_id": must be 1–64 characters, got 0`},
-		{"offer job_id too long", TypeOffer, offerJSON(t, map[string]any{"job_id": strings.Repeat("a", 65)}), `field "job_id": must be 1–64 characters, got 65`},
+		{"offer job_id empty", TypeOffer, offerJSON(t, map[string]any{"job_id": ""}), `field "job_id": must be 1–128 characters, got 0`},
+		{"offer job_id too long", TypeOffer, offerJSON(t, map[string]any{"job_id": strings.Repeat("a", 129)}), `field "job_id": must be 1–128 characters, got 129`},
 		{"offer job_id bad char", TypeOffer, offerJSON(t, map[string]any{"job_id": "job/42"}), `field "job_id": byte 3 ('/')`},
 		{"offer job_id not string", TypeOffer, offerJSON(t, map[string]any{"job_id": 42}), `field "job_id": must be a string, got a number`},
 		{"offer job_id null", TypeOffer, offerJSON(t, map[string]any{"job_id": jsonNull}), `field "job_id": must not be null`},
 		{"offer nonce short", TypeOffer, offerJSON(t, map[string]any{"nonce": "abcd"}), `field "nonce": must be 64 lowercase hex characters, got 4`},
-		{"offer nonce upper", TypeOffer, offerJSON(t, map[string]any{"nonce": strings.ToUpper(testNonce)}), `field "nonce": must be 64 lowercase hex characters, byte 1 is 'F'`},
+		{"offer nonce upper", TypeOffer, offerJSON(t, map[string]any{"nonce": strings.ToUpper(testNonce)}), `field "nonce": must be 64 lowercase hex characters, got "8F14`},
 		{"offer nonce missing", TypeOffer, offerJSON(t, map[string]any{"nonce": nil}), `field "nonce": missing`},
 		{"offer manifest missing", TypeOffer, offerJSON(t, map[string]any{"manifest": nil}), `field "manifest": missing`},
-		{"offer manifest not object", TypeOffer, offerJSON(t, map[string]any{"manifest": "x"}), `field "manifest": must be a JSON object, got a string`},
+		{"offer manifest not object", TypeOffer, offerJSON(t, map[string]any{"manifest": "x"}), `field "manifest": must be an object, got a string`},
 		{"offer manifest invalid", TypeOffer, offerJSON(t, map[string]any{"manifest.cpu_cores": 0}), `field "manifest": manifest: cpu_cores 0 out of range 1–64`},
 		{"offer manifest memory out of range", TypeOffer, offerJSON(t, map[string]any{"manifest.memory_mb": 32769}), `field "manifest": manifest: memory_mb 32769 out of range 1–32768`},
-		{"offer manifest bad type", TypeOffer, offerJSON(t, map[string]any{"manifest.memory_mb": "64"}), `field "manifest": manifest: memory_mb must be an integer`},
-		{"offer manifest member missing", TypeOffer, offerJSON(t, map[string]any{"manifest.timeout_seconds": nil}), `field "manifest": manifest: timeout_seconds is required`},
-		{"offer manifest member null", TypeOffer, offerJSON(t, map[string]any{"manifest.version": jsonNull}), `field "manifest": manifest: version is required`},
-		{"offer manifest unknown member", TypeOffer, offerJSON(t, map[string]any{"manifest.priority": 1}), `field "manifest": manifest: unknown field "priority"`},
-		{"offer manifest member wrong case", TypeOffer, offerJSON(t, map[string]any{"manifest.CPU_CORES": 64}), `field "manifest": manifest: unknown field "CPU_CORES"`},
-		{"offer manifest bad hash", TypeOffer, offerJSON(t, map[string]any{"manifest.module_hash": "sha256:ABC"}), `field "manifest": manifest: module_hash "sha256:ABC" must be`},
+		{"offer manifest bad type", TypeOffer, offerJSON(t, map[string]any{"manifest.memory_mb": "64"}), `field "manifest.memory_mb": must be an integer`},
+		{"offer manifest member missing", TypeOffer, offerJSON(t, map[string]any{"manifest.timeout_seconds": nil}), `field "manifest.timeout_seconds": missing`},
+		{"offer manifest member null", TypeOffer, offerJSON(t, map[string]any{"manifest.version": jsonNull}), `field "manifest.version": must not be null`},
+		{"offer manifest unknown member", TypeOffer, offerJSON(t, map[string]any{"manifest.priority": 1}), `field "manifest.priority": unknown member`},
+		{"offer manifest member wrong case", TypeOffer, offerJSON(t, map[string]any{"manifest.CPU_CORES": 64}), `field "manifest.CPU_CORES": unknown member`},
+		{"offer manifest bad hash", TypeOffer, offerJSON(t, map[string]any{"manifest.module_hash": "sha256:ABC"}), `field "manifest": manifest: module_hash "sha256:ABC" is not`},
 		{"offer module_size missing", TypeOffer, offerJSON(t, map[string]any{"module_size": nil}), `field "module_size": missing`},
 		{"offer module_size negative", TypeOffer, offerJSON(t, map[string]any{"module_size": -1}), `field "module_size": must be ≥ 0, got -1`},
 		{"offer module_size fraction", TypeOffer, offerJSON(t, map[string]any{"module_size": 1.5}), `field "module_size": must be an integer in the signed 64-bit range without fraction or exponent, got "1.5"`},
@@ -191,15 +193,15 @@ func TestParseValidationErrors(t *testing.T) {
 		{"offer arch unknown", TypeOffer, offerJSON(t, map[string]any{"arch": "sparc"}), `field "arch": unknown architecture "sparc"`},
 		{"offer arch empty with require", TypeOffer, offerJSON(t, map[string]any{"require_arch": true}), `field "require_arch": is true but arch is absent`},
 		{"offer arch not string", TypeOffer, offerJSON(t, map[string]any{"arch": true}), `field "arch": must be a string, got a boolean`},
-		{"offer require_arch not bool", TypeOffer, offerJSON(t, map[string]any{"arch": "amd64", "require_arch": "yes"}), `field "require_arch": must be true or false, got a string`},
-		{"offer deterministic not bool", TypeOffer, offerJSON(t, map[string]any{"deterministic": 1}), `field "deterministic": must be true or false, got a number`},
+		{"offer require_arch not bool", TypeOffer, offerJSON(t, map[string]any{"arch": "amd64", "require_arch": "yes"}), `field "require_arch": must be a boolean, got a string`},
+		{"offer deterministic not bool", TypeOffer, offerJSON(t, map[string]any{"deterministic": 1}), `field "deterministic": must be a boolean, got a number`},
 		{"offer seed without deterministic", TypeOffer, offerJSON(t, map[string]any{"seed": 3}), `field "seed": is set but deterministic is false`},
 		{"offer seed not integer", TypeOffer, offerJSON(t, map[string]any{"deterministic": true, "seed": "3"}), `field "seed": must be an integer, got a string`},
 		// accepted
 		{"accepted have_module missing", TypeAccepted, editJSON(t, accepted, map[string]any{"have_module": nil}), `accepted: field "have_module": missing`},
-		{"accepted have_module not bool", TypeAccepted, editJSON(t, accepted, map[string]any{"have_module": "no"}), `field "have_module": must be true or false`},
+		{"accepted have_module not bool", TypeAccepted, editJSON(t, accepted, map[string]any{"have_module": "no"}), `field "have_module": must be a boolean`},
 		{"accepted limits missing", TypeAccepted, editJSON(t, accepted, map[string]any{"limits": nil}), `field "limits": missing`},
-		{"accepted limits not object", TypeAccepted, editJSON(t, accepted, map[string]any{"limits": []int{1}}), `field "limits": must be a JSON object, got an array`},
+		{"accepted limits not object", TypeAccepted, editJSON(t, accepted, map[string]any{"limits": []int{1}}), `field "limits": must be an object, got an array`},
 		{"accepted memory missing", TypeAccepted, editJSON(t, accepted, map[string]any{"limits.memory_mb": nil}), `field "limits.memory_mb": missing`},
 		{"accepted memory zero", TypeAccepted, editJSON(t, accepted, map[string]any{"limits.memory_mb": 0}), `field "limits.memory_mb": must be 1–32768, got 0`},
 		{"accepted memory over", TypeAccepted, editJSON(t, accepted, map[string]any{"limits.memory_mb": 32769}), `field "limits.memory_mb": must be 1–32768, got 32769`},
@@ -217,11 +219,11 @@ func TestParseValidationErrors(t *testing.T) {
 		// payload
 		{"payload args missing", TypePayload, []byte(`{"type":"payload"}`), `payload: field "args": missing`},
 		{"payload args null", TypePayload, []byte(`{"type":"payload","args":null}`), `field "args": must not be null`},
-		{"payload args not array", TypePayload, []byte(`{"type":"payload","args":"a b"}`), `field "args": must be an array of strings, got a string`},
+		{"payload args not array", TypePayload, []byte(`{"type":"payload","args":"a b"}`), `field "args": must be an array, got a string`},
 		{"payload arg not string", TypePayload, []byte(`{"type":"payload","args":["a",1]}`), `field "args[1]": must be a string, got a number`},
 		{"payload arg null", TypePayload, []byte(`{"type":"payload","args":["a",null]}`), `field "args[1]": must be a string, got null`},
 		{"payload arg with NUL", TypePayload, []byte(`{"type":"payload","args":["a","b\u0000c"]}`), `field "args[1]": contains a NUL character`},
-		{"payload too many args", TypePayload, []byte(`{"type":"payload","args":[` + strings.TrimSuffix(strings.Repeat(`"",`, 1025), ",") + `]}`), `field "args": has 1025 entries, at most 1024 allowed`},
+		{"payload too many args", TypePayload, []byte(`{"type":"payload","args":[` + strings.TrimSuffix(strings.Repeat(`"",`, 1025), ",") + `]}`), `field "args": 1025 entries, at most 1024 allowed`},
 		// result
 		{"result outcome missing", TypeResult, editJSON(t, result, map[string]any{"outcome": nil}), `result: field "outcome": missing`},
 		{"result outcome unknown", TypeResult, editJSON(t, result, map[string]any{"outcome": "crashed"}), `field "outcome": "crashed" is not one of exited, trapped`},
@@ -233,21 +235,21 @@ func TestParseValidationErrors(t *testing.T) {
 		{"result stdout_size negative", TypeResult, editJSON(t, result, map[string]any{"stdout_size": -1}), `field "stdout_size": must be ≥ 0, got -1`},
 		{"result stderr_size negative", TypeResult, editJSON(t, result, map[string]any{"stderr_size": -1}), `field "stderr_size": must be ≥ 0, got -1`},
 		{"result stdout_truncated missing", TypeResult, editJSON(t, result, map[string]any{"stdout_truncated": nil}), `field "stdout_truncated": missing`},
-		{"result stderr_truncated not bool", TypeResult, editJSON(t, result, map[string]any{"stderr_truncated": 0}), `field "stderr_truncated": must be true or false, got a number`},
+		{"result stderr_truncated not bool", TypeResult, editJSON(t, result, map[string]any{"stderr_truncated": 0}), `field "stderr_truncated": must be a boolean, got a number`},
 		{"result wall_time missing", TypeResult, editJSON(t, result, map[string]any{"wall_time_ms": nil}), `field "wall_time_ms": missing`},
 		{"result wall_time negative", TypeResult, editJSON(t, result, map[string]any{"wall_time_ms": -2}), `field "wall_time_ms": must be ≥ 0`},
 		{"result queue_time negative", TypeResult, editJSON(t, result, map[string]any{"queue_time_ms": -2}), `field "queue_time_ms": must be ≥ 0`},
 		{"result receipt missing", TypeResult, editJSON(t, result, map[string]any{"receipt": nil}), `field "receipt": missing`},
 		{"result receipt null", TypeResult, editJSON(t, result, map[string]any{"receipt": jsonNull}), `field "receipt": must not be null`},
-		{"result receipt string", TypeResult, editJSON(t, result, map[string]any{"receipt": "eyJ9"}), `field "receipt": must be a JSON object, got a string`},
-		{"result receipt array", TypeResult, editJSON(t, result, map[string]any{"receipt": []int{}}), `field "receipt": must be a JSON object, got an array`},
+		{"result receipt string", TypeResult, editJSON(t, result, map[string]any{"receipt": "eyJ9"}), `field "receipt": must be an object, got a string`},
+		{"result receipt array", TypeResult, editJSON(t, result, map[string]any{"receipt": []int{}}), `field "receipt": must be an object, got an array`},
 		// error
 		{"error code missing", TypeError, []byte(`{"type":"error","detail":"x"}`), `error: field "code": missing`},
 		{"error code unknown", TypeError, []byte(`{"type":"error","code":"oops","detail":"x"}`), `field "code": "oops" is not one of invalid_request, hash_mismatch`},
 		{"error detail missing", TypeError, []byte(`{"type":"error","code":"internal"}`), `field "detail": missing`},
 		// caps
 		{"caps record missing", TypeCaps, []byte(`{"type":"caps"}`), `caps: field "record": missing`},
-		{"caps record not object", TypeCaps, []byte(`{"type":"caps","record":"{}"}`), `field "record": must be a JSON object, got a string`},
+		{"caps record not object", TypeCaps, []byte(`{"type":"caps","record":"{}"}`), `field "record": must be an object, got a string`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -264,7 +266,7 @@ func TestParseValidationErrors(t *testing.T) {
 	}
 }
 
-func TestParseStructureErrors(t *testing.T) {
+func TestWIRE11_WIRE12_WIRE13_WIRE14_ParseStructureErrors(t *testing.T) {
 	tests := []struct {
 		name     string
 		body     string
@@ -278,22 +280,22 @@ func TestParseStructureErrors(t *testing.T) {
 		{"null", `null`, "not a JSON object"},
 		{"truncated", `{"type":"caps_request"`, "not valid JSON"},
 		{"garbage", `{"type":"caps_request",}`, "not valid JSON"},
-		{"trailing object", `{"type":"caps_request"}{}`, "after top-level value"},
-		{"trailing garbage", `{"type":"caps_request"} x`, "after top-level value"},
+		{"trailing object", `{"type":"caps_request"}{}`, "trailing data"},
+		{"trailing garbage", `{"type":"caps_request"} x`, "trailing data"},
 		{"invalid utf-8", "{\"type\":\"caps_request\",\"x\":\"\xff\"}", "not valid UTF-8"},
 		{"no type", `{"job_id":"a"}`, `no "type" member`},
-		{"type number", `{"type":1}`, `field "type" must be a string, got a number`},
-		{"type null", `{"type":null}`, `field "type" must be a string, got null`},
+		{"type number", `{"type":1}`, `field "type": must be a string, got a number`},
+		{"type null", `{"type":null}`, `field "type": must not be null`},
 		{"unknown type", `{"type":"offer2"}`, `unknown message type "offer2"`},
 		{"type wrong case", `{"type":"Offer"}`, `unknown message type "Offer"`},
 		{"Type member only", `{"Type":"caps_request"}`, `no "type" member`},
-		{"duplicate type", `{"type":"caps_request","type":"caps_request"}`, `repeats member name "type"`},
-		{"duplicate type escaped", `{"type":"caps_request","\u0074ype":"offer"}`, `repeats member name "type"`},
-		{"duplicate field", `{"type":"error","code":"internal","code":"timeout","detail":""}`, `repeats member name "code"`},
-		{"duplicate nested", `{"type":"caps","record":{"a":1,"b":{"c":[{"d":1,"d":2}]}}}`, `repeats member name "d"`},
-		{"duplicate among many members", `{"type":"caps","record":{` + manyKeys(40) + `,"k0":1}}`, `repeats member name "k0"`},
-		{"duplicate top-level among many", `{"type":"caps_request",` + manyKeys(40) + `,"k39":1}`, `repeats member name "k39"`},
-		{"duplicate in unknown member", `{"type":"caps_request","future":{"x":1,"x":1}}`, `repeats member name "x"`},
+		{"duplicate type", `{"type":"caps_request","type":"caps_request"}`, `duplicate member name "type"`},
+		{"duplicate type escaped", `{"type":"caps_request","\u0074ype":"offer"}`, `duplicate member name "type"`},
+		{"duplicate field", `{"type":"error","code":"internal","code":"timeout","detail":""}`, `duplicate member name "code"`},
+		{"duplicate nested", `{"type":"caps","record":{"a":1,"b":{"c":[{"d":1,"d":2}]}}}`, `duplicate member name "d"`},
+		{"duplicate among many members", `{"type":"caps","record":{` + manyKeys(40) + `,"k0":1}}`, `duplicate member name "k0"`},
+		{"duplicate top-level among many", `{"type":"caps_request",` + manyKeys(40) + `,"k39":1}`, `duplicate member name "k39"`},
+		{"duplicate in unknown member", `{"type":"caps_request","future":{"x":1,"x":1}}`, `duplicate member name "x"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -335,7 +337,7 @@ func TestTypedParserWrongType(t *testing.T) {
 
 // Unknown members are ignored at every level the protocol defines, so a
 // newer peer can add members without breaking an older one.
-func TestUnknownMembersIgnored(t *testing.T) {
+func TestWIRE16_UnknownMembersIgnored(t *testing.T) {
 	for _, nm := range validMessages() {
 		t.Run(nm.name, func(t *testing.T) {
 			var m map[string]any
@@ -356,7 +358,7 @@ func TestUnknownMembersIgnored(t *testing.T) {
 
 // Names match exactly: "JOB_ID" is an unknown member, not job_id (which
 // encoding/json's case-insensitive matching would make it).
-func TestMemberNamesCaseSensitive(t *testing.T) {
+func TestWIRE15_MemberNamesCaseSensitive(t *testing.T) {
 	body := offerJSON(t, map[string]any{"JOB_ID": "other", "Module_Size": 999})
 	o, err := ParseOffer(body)
 	require.NoError(t, err)
@@ -368,7 +370,7 @@ func TestMemberNamesCaseSensitive(t *testing.T) {
 	assert.ErrorContains(t, err, `field "job_id": missing`)
 }
 
-func TestParseTolerance(t *testing.T) {
+func TestWIRE20_ParseTolerance(t *testing.T) {
 	// Whitespace anywhere JSON allows it, members in any order, escapes.
 	body := "\n {\r\n\t\"receipt\" : { \"b\" : [ 1 , 2 ] , \"a\" : \"\\u00e9\" } ,\n" +
 		` "queue_time_ms":0, "wall_time_ms":1, "stderr_truncated":false, "stdout_truncated":false,` +
@@ -380,7 +382,7 @@ func TestParseTolerance(t *testing.T) {
 	assert.Equal(t, "", r.Detail)
 }
 
-func TestArchNormalizedOnParse(t *testing.T) {
+func TestWIRE23_ArchNormalizedOnParse(t *testing.T) {
 	for in, want := range map[string]string{"x86_64": "amd64", "aarch64": "arm64", "riscv64": "riscv64"} {
 		o, err := ParseOffer(offerJSON(t, map[string]any{"arch": in, "require_arch": true}))
 		require.NoError(t, err, in)
@@ -409,7 +411,7 @@ func TestNormalizeArch(t *testing.T) {
 		{" amd64", "", true},
 	}
 	for _, tt := range tests {
-		got, err := NormalizeArch(tt.in)
+		got, err := phase.NormalizeArch(tt.in)
 		if tt.wantErr {
 			assert.ErrorContains(t, err, "unknown architecture", "%q", tt.in)
 			assert.ErrorContains(t, err, fmt.Sprintf("%q", tt.in))
@@ -438,23 +440,23 @@ func TestReadExpect(t *testing.T) {
 	assert.ErrorIs(t, err, ErrUnexpected)
 	assert.EqualError(t, err, "unexpected message: expected accepted|rejected, got result")
 
-	em := &ErrorMsg{Code: CodeTimeout, Detail: "no payload within 10s\nFAKE LOG LINE"}
+	em := &ErrorMsg{Code: phase.CodeTimeout, Detail: "no payload within 10s\nFAKE LOG LINE"}
 	_, err = ReadExpect(write(em), TypeAccepted, TypeRejected)
 	var peer *ErrorMsg
 	require.ErrorAs(t, err, &peer)
-	assert.Equal(t, CodeTimeout, peer.Code)
+	assert.Equal(t, phase.CodeTimeout, peer.Code)
 	assert.NotErrorIs(t, err, ErrUnexpected)
 	assert.EqualError(t, err, `expected accepted|rejected, got error: peer error timeout: "no payload within 10s\nFAKE LOG LINE"`)
 
 	got, err = ReadExpect(write(em), TypeResult, TypeError)
 	require.NoError(t, err, "error is returned as a message when expected")
-	assert.Equal(t, CodeTimeout, got.(*ErrorMsg).Code)
+	assert.Equal(t, phase.CodeTimeout, got.(*ErrorMsg).Code)
 
 	_, err = ReadExpect(&bytes.Buffer{}, TypeOffer)
 	assert.ErrorIs(t, err, io.EOF)
 }
 
-func TestReadControlCap(t *testing.T) {
+func TestWIRE8_ReadControlCap(t *testing.T) {
 	var buf bytes.Buffer
 	require.NoError(t, WriteFrame(&buf, make([]byte, MaxControlFrame+1)))
 	_, err := ReadControl(&buf)
@@ -471,7 +473,7 @@ func TestReadControlCap(t *testing.T) {
 	assert.Equal(t, TypeCapsRequest, m.MessageType())
 }
 
-func TestCheckPayload(t *testing.T) {
+func TestJOB7_CheckPayload(t *testing.T) {
 	o := testOffer()
 	require.NoError(t, o.CheckPayload(&Payload{Args: []string{"a", "b"}}))
 	err := o.CheckPayload(&Payload{Args: []string{"a"}})
@@ -479,7 +481,7 @@ func TestCheckPayload(t *testing.T) {
 	assert.ErrorContains(t, err, `payload: field "args": has 1 entries, offer announced args_count 2`)
 }
 
-func TestCheckAccepted(t *testing.T) {
+func TestJOB11_CheckAccepted(t *testing.T) {
 	o := testOffer() // 64 MB, 30 s
 	ok := &Accepted{Limits: AppliedLimits{MemoryMB: 64, TimeoutMS: 30000}}
 	require.NoError(t, o.CheckAccepted(ok))
@@ -490,7 +492,7 @@ func TestCheckAccepted(t *testing.T) {
 	assert.ErrorContains(t, err, `accepted: field "limits.timeout_ms": 30001 exceeds the 30000 requested`)
 }
 
-func TestCheckResult(t *testing.T) {
+func TestJOB10_CheckResult(t *testing.T) {
 	a := messageByName("accepted").(*Accepted)
 	ok := &Result{StdoutSize: int64(a.Limits.StdoutCap), StderrSize: int64(a.Limits.StderrCap)}
 	require.NoError(t, a.CheckResult(ok))
@@ -500,28 +502,13 @@ func TestCheckResult(t *testing.T) {
 	assert.ErrorContains(t, err, `field "stderr_size"`)
 }
 
-func TestNewNonce(t *testing.T) {
-	a, b := NewNonce(), NewNonce()
-	require.NoError(t, checkNonce(a))
-	require.NoError(t, checkNonce(b))
-	assert.NotEqual(t, a, b)
-}
-
-func TestEnumAccessorsAreCopies(t *testing.T) {
-	r := Reasons()
-	r[0] = "mutated"
-	assert.Equal(t, ReasonInsufficientResources, Reasons()[0])
-	assert.Len(t, Outcomes(), 6)
-	assert.Len(t, Codes(), 6)
-}
-
 func TestDefaultCaps(t *testing.T) {
 	assert.Equal(t, Caps{Control: 64 << 10, Module: 64 << 20, Stdin: 16 << 20, Stdout: 16 << 20, Stderr: 1 << 20}, DefaultCaps())
 }
 
 // TestExchange plays one whole job exchange over a pipe in each direction,
 // in the order the spec fixes, with bufio readers as real callers use them.
-func TestExchange(t *testing.T) {
+func TestJOB2_JOB5_JOB9_Exchange(t *testing.T) {
 	for _, haveModule := range []bool{false, true} {
 		t.Run(fmt.Sprintf("have_module=%v", haveModule), func(t *testing.T) {
 			module := []byte("\x00asm\x01\x00\x00\x00")
@@ -568,7 +555,7 @@ func TestExchange(t *testing.T) {
 			_, err = nr.Peek(1)
 			assert.ErrorIs(t, err, io.EOF, "client sent nothing after stdin")
 			stdout := []byte("olleh\n")
-			res := &Result{Outcome: OutcomeExited, StdoutSize: int64(len(stdout)), Receipt: testReceipt}
+			res := &Result{Outcome: phase.OutcomeExited, StdoutSize: int64(len(stdout)), Receipt: testReceipt}
 			require.NoError(t, WriteControl(n2c, res))
 			require.NoError(t, WriteFrame(n2c, stdout))
 			require.NoError(t, WriteFrame(n2c, nil))

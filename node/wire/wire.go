@@ -19,21 +19,14 @@
 package wire
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
-	"fmt"
-)
 
-// Protocol IDs negotiated on the libp2p stream.
-const (
-	ProtocolJob  = "/phase/job/1.0.0"
-	ProtocolCaps = "/phase/caps/1.0.0"
+	"github.com/phase-protocol/plasm/node/phase"
 )
 
 // MaxControlFrame is the largest control frame body any peer may send or
 // must accept (WIRE-8).
-const MaxControlFrame = 64 << 10
+const MaxControlFrame = phase.MaxControlFrame
 
 // Frame kinds, used in error messages and as the kind argument of ReadFrame.
 const (
@@ -54,66 +47,15 @@ const (
 	TypeError       = "error"
 	TypeCapsRequest = "caps_request"
 	TypeCaps        = "caps"
+	TypeProgress    = "progress"
 )
 
-// Rejection reasons (Rejected.Reason).
-const (
-	ReasonInsufficientResources = "insufficient_resources"
-	ReasonArchMismatch          = "arch_mismatch"
-	ReasonRuntimeNotSupported   = "runtime_not_supported"
-	ReasonQueueFull             = "queue_full"
-	ReasonInvalidRequest        = "invalid_request"
-	ReasonTooLarge              = "too_large"
-	ReasonUnauthorized          = "unauthorized"
-	ReasonReplayedNonce         = "replayed_nonce"
-)
+// readAllocChunk is the growth step for large frame bodies.
+const readAllocChunk = 1 << 20
 
-// Job outcomes (Result.Outcome).
-const (
-	OutcomeExited        = "exited"
-	OutcomeTrapped       = "trapped"
-	OutcomeTimeout       = "timeout"
-	OutcomeMemoryLimit   = "memory_limit"
-	OutcomeInvalidModule = "invalid_module"
-	OutcomeHashMismatch  = "hash_mismatch"
-)
-
-// Error codes (ErrorMsg.Code).
-const (
-	CodeInvalidRequest = "invalid_request"
-	CodeHashMismatch   = "hash_mismatch"
-	CodeTimeout        = "timeout"
-	CodeInternal       = "internal"
-	CodeTooLarge       = "too_large"
-	CodeProtocol       = "protocol"
-)
-
-// Field limits.
-const (
-	MaxJobIDLen    = 64
-	NonceHexLen    = 64 // 32 random bytes, lowercase hex
-	MaxArgs        = 1024
-	MaxMemoryMB    = 32768
-	MaxTimeoutMS   = 3600 * 1000
-	MaxExitCode    = 1<<32 - 1 // WASI exit status is a u32
-	maxFieldEcho   = 40        // bytes of a bad value quoted back in an error
-	readAllocChunk = 1 << 20   // growth step for large frame bodies
-)
-
-var (
-	reasons  = []string{ReasonInsufficientResources, ReasonArchMismatch, ReasonRuntimeNotSupported, ReasonQueueFull, ReasonInvalidRequest, ReasonTooLarge, ReasonUnauthorized, ReasonReplayedNonce}
-	outcomes = []string{OutcomeExited, OutcomeTrapped, OutcomeTimeout, OutcomeMemoryLimit, OutcomeInvalidModule, OutcomeHashMismatch}
-	codes    = []string{CodeInvalidRequest, CodeHashMismatch, CodeTimeout, CodeInternal, CodeTooLarge, CodeProtocol}
-)
-
-// Reasons returns every rejection reason defined by this protocol version.
-func Reasons() []string { return append([]string(nil), reasons...) }
-
-// Outcomes returns every job outcome defined by this protocol version.
-func Outcomes() []string { return append([]string(nil), outcomes...) }
-
-// Codes returns every error code defined by this protocol version.
-func Codes() []string { return append([]string(nil), codes...) }
+// accountedChunk is the first size and the smallest growth step of a body
+// read with ReadDeclaredGrow.
+const accountedChunk = 64 << 10
 
 // Sentinel errors, so a caller can choose its reply without parsing strings:
 // ErrTooLarge maps to too_large, ErrInvalid to invalid_request, ErrMalformed
@@ -148,47 +90,4 @@ func DefaultCaps() Caps {
 		Stdout:  16 << 20,
 		Stderr:  1 << 20,
 	}
-}
-
-// archAliases maps accepted non-Go spellings to Go GOARCH names.
-var archAliases = map[string]string{
-	"x86_64":  "amd64",
-	"aarch64": "arm64",
-}
-
-// goArches are the GOARCH values Go supports as build targets.
-var goArches = map[string]bool{
-	"386": true, "amd64": true, "arm": true, "arm64": true, "loong64": true,
-	"mips": true, "mipsle": true, "mips64": true, "mips64le": true,
-	"ppc64": true, "ppc64le": true, "riscv64": true, "s390x": true, "wasm": true,
-}
-
-// NormalizeArch returns the Go name of an architecture: Go names pass
-// unchanged, x86_64 becomes amd64 and aarch64 becomes arm64. Anything else,
-// including the empty string and other letter cases, is an error.
-func NormalizeArch(s string) (string, error) {
-	if goArches[s] {
-		return s, nil
-	}
-	if g, ok := archAliases[s]; ok {
-		return g, nil
-	}
-	return "", fmt.Errorf("unknown architecture %s (want a Go GOARCH name such as amd64 or arm64, or x86_64/aarch64)", echo(s))
-}
-
-// NewNonce returns a fresh offer nonce: 32 bytes from crypto/rand as 64
-// lowercase hex characters.
-func NewNonce() string {
-	var b [NonceHexLen / 2]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
-	return hex.EncodeToString(b[:])
-}
-
-// echo quotes a value for an error message, shortened so that a hostile peer
-// cannot make errors (and the logs they land in) arbitrarily long.
-func echo(s string) string {
-	if len(s) > maxFieldEcho {
-		return fmt.Sprintf("%q…(%d bytes)", s[:maxFieldEcho], len(s))
-	}
-	return fmt.Sprintf("%q", s)
 }

@@ -1,4 +1,4 @@
-package client
+package session
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/phase-protocol/plasm/node/identity"
+	"github.com/phase-protocol/plasm/node/phase"
 	"github.com/phase-protocol/plasm/node/receipt"
 	"github.com/phase-protocol/plasm/node/wire"
 )
@@ -31,11 +32,11 @@ func newFuzzFixture(tb testing.TB) fuzzFixture {
 	stdout := []byte("ok\n")
 	limits := wire.AppliedLimits{MemoryMB: 64, TimeoutMS: 1000, StdoutCap: 1024, StderrCap: 1024}
 	rc := &receipt.Receipt{
-		Version: receipt.Version, ModuleHash: hashBytes([]byte("module")), ExitCode: 0, WallTimeMS: 3,
+		Version: receipt.Version, ModuleHash: phase.HashBytes([]byte("module")), ExitCode: 0, WallTimeMS: 3,
 		NodePubkey: node.PublicKeyHex(), JobID: "job-1", Nonce: string(bytes.Repeat([]byte("ab"), 32)),
 		Requester: requester.ID.String(), NodePeerID: node.ID.String(),
-		InputHash: receipt.InputHash(nil, nil), StdoutHash: receipt.HashBytes(stdout), StderrHash: receipt.HashBytes(nil),
-		Outcome: wire.OutcomeExited,
+		InputHash: receipt.InputHash(nil, nil), StdoutHash: phase.HashBytes(stdout), StderrHash: phase.HashBytes(nil),
+		Outcome: phase.OutcomeExited,
 		Limits:  receipt.Limits{MemoryMB: limits.MemoryMB, TimeoutMS: limits.TimeoutMS, StdoutCap: limits.StdoutCap, StderrCap: limits.StderrCap},
 	}
 	rc.StartedAt, rc.FinishedAt, rc.Timestamp = "2026-01-02T03:04:05.000Z", "2026-01-02T03:04:05.003Z", 1767323045
@@ -61,10 +62,10 @@ var knownChecks = []string{
 	CheckOutcome, CheckExitCode, CheckTruncated, CheckLimits, CheckDeterministic,
 }
 
-func TestCheckResultFixture(t *testing.T) {
+func TestRCPT10_CheckResultFixture(t *testing.T) {
 	fx := newFuzzFixture(t)
 	res := &wire.Result{Outcome: fx.outcome, Receipt: fx.valid}
-	rc, check, err := checkResult(res, fx.acc, fx.exp, false)
+	rc, check, err := Check(&Output{Result: res, Stdout: fx.stdout}, fx.acc, Expect{Receipt: fx.exp})
 	require.NoError(t, err)
 	require.Empty(t, check)
 	require.Equal(t, fx.exp.JobID, rc.JobID)
@@ -73,20 +74,20 @@ func TestCheckResultFixture(t *testing.T) {
 	for i := range fx.valid {
 		b := slices.Clone(fx.valid)
 		b[i] ^= 0x01
-		_, check, err := checkResult(&wire.Result{Outcome: fx.outcome, Receipt: b}, fx.acc, fx.exp, false)
+		_, check, err := Check(&Output{Result: &wire.Result{Outcome: fx.outcome, Receipt: b}, Stdout: fx.stdout}, fx.acc, Expect{Receipt: fx.exp})
 		require.Error(t, err, "byte %d flipped: %s", i, b)
 		require.Contains(t, knownChecks, check)
 	}
 }
 
-// FuzzCheckResult feeds arbitrary receipts and result fields to the check a
+// FuzzCheck feeds arbitrary receipts and result fields to the check a
 // client applies before it trusts a result: it must never panic, must name
 // a known check when it refuses, and must accept only a receipt that the
 // expected node signed for this job and these bytes.
-func FuzzCheckResult(f *testing.F) {
+func FuzzCheck(f *testing.F) {
 	fx := newFuzzFixture(f)
 	f.Add(fx.valid, fx.outcome, 0, false, fx.stdout)
-	f.Add(fx.valid, wire.OutcomeTrapped, 0, false, fx.stdout)
+	f.Add(fx.valid, phase.OutcomeTrapped, 0, false, fx.stdout)
 	f.Add(fx.valid, fx.outcome, 1, true, fx.stdout)
 	f.Add(fx.valid, fx.outcome, 0, false, []byte("ok"))
 	f.Add(bytes.Replace(fx.valid, []byte(`"exit_code":0`), []byte(`"exit_code":1`), 1), fx.outcome, 0, false, fx.stdout)
@@ -98,7 +99,7 @@ func FuzzCheckResult(f *testing.F) {
 		res := &wire.Result{Outcome: outcome, ExitCode: exitCode, StdoutTruncated: truncated, Receipt: raw}
 		exp := fx.exp
 		exp.Stdout = stdout
-		rc, check, err := checkResult(res, fx.acc, exp, false)
+		rc, check, err := Check(&Output{Result: res, Stdout: stdout}, fx.acc, Expect{Receipt: fx.exp})
 		if err != nil {
 			if !slices.Contains(knownChecks, check) {
 				t.Fatalf("refused with unknown check %q: %v", check, err)
