@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -128,21 +130,43 @@ type Result struct {
 	WallTime          time.Duration // Finished - Started
 	CompileTime       time.Duration // 0 when the compiled module came from the in-memory cache
 	CacheHit          bool          // the compiled module was ready in the in-memory cache
+	Tier              Tier          // the engine whose run gave this result (TierInterpreter or TierCompiler); "" when nothing ran
 }
 
 // Config configures an Executor.
 type Config struct {
-	CacheDir         string       // on-disk compilation cache dir (wazero.NewCompilationCacheWithDir); "" = memory only
+	CacheDir         string       // on-disk compile cache (one directory per module, see diskCache); "" = memory only
 	MaxCachedModules int          // in-memory compiled module LRU size (default 64)
+	MemoryCacheBytes int64        // estimated bytes of compiled modules kept in memory (default 256 MiB)
+	DiskCacheBytes   int64        // bytes of compiled code kept in CacheDir (default 1 GiB)
+	Tier             Tier         // "" = TierAuto
+	CompileWorkers   int          // background optimising compiles at once (default half the CPUs, at least 1)
 	Logger           *slog.Logger // optional
 }
 
+// Defaults of Config.
+const (
+	DefaultMaxCachedModules = 64
+	DefaultMemoryCacheBytes = 256 << 20
+	DefaultDiskCacheBytes   = 1 << 30
+)
+
 // Stats are cumulative counters of an Executor.
 type Stats struct {
-	Compiles      uint64 // modules compiled (in-memory cache misses that compiled)
-	CacheHits     uint64 // runs that found their module compiled
-	CachedModules int    // compiled modules held now
-	Running       int    // jobs in Run now
+	Compiles           uint64 // modules compiled by the optimising compiler (or the interpreter with TierInterpreter)
+	BackgroundCompiles uint64 // of those, compiled in the background while a job ran on the interpreter
+	InterpCompiles     uint64 // modules compiled for the interpreter tier under TierAuto
+	CacheHits          uint64 // runs that found their module compiled
+	CachedModules      int    // compiled modules held now
+	CachedBytes        int64  // their estimated size
+	Evictions          uint64 // compiled modules dropped from memory for the bounds
+	DiskModules        int    // module directories in the on-disk cache
+	DiskBytes          int64  // their size
+	DiskEvictions      uint64 // module directories removed for the bound
+	JobsInterpreter    uint64 // runs whose result came from the interpreter
+	JobsCompiler       uint64 // runs whose result came from compiled code
+	TierSwitches       uint64 // runs restarted on compiled code when it became ready
+	Running            int    // jobs in Run now
 }
 
 // ErrModuleNotCached is returned (wrapped) by Run for a Job that names its
@@ -156,13 +180,18 @@ var ErrClosed = errors.New("wasm executor is closed")
 // Executor runs jobs. It is safe for concurrent use.
 type Executor struct {
 	log      *slog.Logger
-	runtime  wazero.Runtime
-	ccache   wazero.CompilationCache
+	tier     Tier
+	interpRT wazero.Runtime // shared by interpreter-tier modules; nil with TierCompiler
+	disk     *diskCache     // nil without CacheDir
 	wasi     map[string]api.FunctionDefinition
-	modules  *moduleCache
+	modules  *moduleCache // the modules jobs run: compiled, or interpreted with TierInterpreter
+	interp   *moduleCache // TierAuto: interpreter modules of those still compiling
+	workers  chan struct{}
 	memory   memPool
 	baseReal wazero.ModuleConfig
 	baseDet  wazero.ModuleConfig
+
+	jobsInterp, jobsCompiled, switches atomic.Uint64
 
 	closeCtx context.Context // cancelled by Close to stop running jobs
 	cancel   context.CancelFunc
@@ -172,45 +201,78 @@ type Executor struct {
 	active   atomic.Int64
 }
 
-// New creates an Executor with one wazero runtime and its WASI host module.
+// New creates an Executor. Optimised code gets a wazero runtime per module
+// (so that evicting it frees everything and its on-disk cache is its own
+// directory); interpreted modules share one runtime.
 func New(ctx context.Context, cfg Config) (*Executor, error) {
-	if cfg.MaxCachedModules < 0 {
+	switch {
+	case cfg.MaxCachedModules < 0:
 		return nil, fmt.Errorf("wasm: MaxCachedModules is %d", cfg.MaxCachedModules)
+	case cfg.MemoryCacheBytes < 0:
+		return nil, fmt.Errorf("wasm: MemoryCacheBytes is %d", cfg.MemoryCacheBytes)
+	case cfg.DiskCacheBytes < 0:
+		return nil, fmt.Errorf("wasm: DiskCacheBytes is %d", cfg.DiskCacheBytes)
+	case cfg.CompileWorkers < 0:
+		return nil, fmt.Errorf("wasm: CompileWorkers is %d", cfg.CompileWorkers)
 	}
 	if cfg.MaxCachedModules == 0 {
-		cfg.MaxCachedModules = 64
+		cfg.MaxCachedModules = DefaultMaxCachedModules
+	}
+	if cfg.MemoryCacheBytes == 0 {
+		cfg.MemoryCacheBytes = DefaultMemoryCacheBytes
+	}
+	if cfg.DiskCacheBytes == 0 {
+		cfg.DiskCacheBytes = DefaultDiskCacheBytes
+	}
+	if cfg.CompileWorkers == 0 {
+		cfg.CompileWorkers = max(1, runtime.GOMAXPROCS(0)/2)
+	}
+	if cfg.Tier == "" {
+		cfg.Tier = TierAuto
+	}
+	if err := cfg.Tier.Validate(); err != nil {
+		return nil, fmt.Errorf("wasm: %w", err)
 	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	var cc wazero.CompilationCache
-	if cfg.CacheDir != "" {
+	e := &Executor{log: log, tier: cfg.Tier, workers: make(chan struct{}, cfg.CompileWorkers)}
+	if cfg.CacheDir != "" && cfg.Tier != TierInterpreter {
 		var err error
-		if cc, err = wazero.NewCompilationCacheWithDir(cfg.CacheDir); err != nil {
-			return nil, fmt.Errorf("wasm: compilation cache in %s: %w", cfg.CacheDir, err)
+		if e.disk, err = openDiskCache(cfg.CacheDir, cfg.DiskCacheBytes, log); err != nil {
+			return nil, err
 		}
+	}
+	// The WASI signatures are the same in every runtime: read them once.
+	probe, err := newRuntime(ctx, wazero.NewRuntimeConfigInterpreter())
+	if err != nil {
+		return nil, err
+	}
+	e.wasi = probe.Module(WASIModule).ExportedFunctionDefinitions()
+	if cfg.Tier == TierCompiler {
+		_ = probe.Close(ctx)
 	} else {
-		cc = wazero.NewCompilationCache()
-	}
-	rc := wazero.NewRuntimeConfig().
-		WithCloseOnContextDone(true).
-		WithDebugInfoEnabled(false).
-		WithCompilationCache(cc)
-	rt := wazero.NewRuntimeWithConfig(ctx, rc)
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
-		_ = rt.Close(ctx)
-		_ = cc.Close(ctx)
-		return nil, fmt.Errorf("wasm: instantiating WASI: %w", err)
-	}
-	e := &Executor{
-		log:     log,
-		runtime: rt,
-		ccache:  cc,
-		wasi:    rt.Module(WASIModule).ExportedFunctionDefinitions(),
+		e.interpRT = probe
 	}
 	e.closeCtx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	e.modules = newModuleCache(cfg.MaxCachedModules, e.compile)
+	switch cfg.Tier {
+	case TierInterpreter:
+		e.modules = newModuleCache(cfg.MaxCachedModules, e.compileInterp)
+		e.modules.maxBytes = cfg.MemoryCacheBytes
+	case TierCompiler:
+		e.modules = newModuleCache(cfg.MaxCachedModules, e.compileOptimised)
+		e.modules.maxBytes = cfg.MemoryCacheBytes
+	default:
+		// Interpreter modules live only until their compiled code is
+		// ready; they get half of the memory bound (their arrays are
+		// large: see moduleSize).
+		e.modules = newModuleCache(cfg.MaxCachedModules, e.compileOptimised)
+		e.modules.maxBytes = cfg.MemoryCacheBytes - cfg.MemoryCacheBytes/2
+		e.interp = newModuleCache(cfg.MaxCachedModules, e.compileInterp)
+		e.interp.maxBytes = cfg.MemoryCacheBytes / 2
+		e.modules.onCompiled = e.interp.remove
+	}
 	// No FS, no environment, no sockets: a fresh ModuleConfig has none.
 	// The name is set (to empty) so a module's own name section cannot make
 	// two concurrent instances collide in the runtime's namespace.
@@ -221,6 +283,25 @@ func New(ctx context.Context, cfg Config) (*Executor, error) {
 	// reading) and a no-op nanosleep: deterministic on every node.
 	e.baseDet = base
 	return e, nil
+}
+
+// Validate reports whether t is a known tier ("" is not).
+func (t Tier) Validate() error {
+	switch t {
+	case TierAuto, TierInterpreter, TierCompiler:
+		return nil
+	}
+	return fmt.Errorf("tier %q is not one of %s, %s, %s", string(t), TierAuto, TierInterpreter, TierCompiler)
+}
+
+// newRuntime makes a runtime with the WASI host module.
+func newRuntime(ctx context.Context, rc wazero.RuntimeConfig) (wazero.Runtime, error) {
+	rt := wazero.NewRuntimeWithConfig(ctx, rc.WithCloseOnContextDone(true).WithDebugInfoEnabled(false))
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		_ = rt.Close(ctx)
+		return nil, fmt.Errorf("wasm: instantiating WASI: %w", err)
+	}
+	return rt, nil
 }
 
 // Close stops running jobs (their Run returns an error), and frees compiled
@@ -235,25 +316,40 @@ func (e *Executor) Close(ctx context.Context) error {
 	e.mu.Unlock()
 	e.cancel()
 	e.running.Wait()
+	e.modules.bg.Wait() // a compile cannot be interrupted: let it finish
 	e.modules.closeAll()
-	err := e.runtime.Close(ctx)
-	if cerr := e.ccache.Close(ctx); err == nil {
-		err = cerr
+	if e.interp != nil {
+		e.interp.closeAll()
 	}
-	if err != nil {
-		return fmt.Errorf("wasm: closing runtime: %w", err)
+	if e.interpRT != nil {
+		if err := e.interpRT.Close(ctx); err != nil {
+			return fmt.Errorf("wasm: closing runtime: %w", err)
+		}
 	}
 	return nil
 }
 
 // Stats returns the executor's counters.
 func (e *Executor) Stats() Stats {
-	return Stats{
-		Compiles:      e.modules.compiles.Load(),
-		CacheHits:     e.modules.hits.Load(),
-		CachedModules: e.modules.len(),
-		Running:       int(e.active.Load()),
+	st := Stats{
+		Compiles:           e.modules.compiles.Load(),
+		BackgroundCompiles: e.modules.bgCompiles.Load(),
+		CacheHits:          e.modules.hits.Load(),
+		Evictions:          e.modules.evictions.Load(),
+		JobsInterpreter:    e.jobsInterp.Load(),
+		JobsCompiler:       e.jobsCompiled.Load(),
+		TierSwitches:       e.switches.Load(),
+		Running:            int(e.active.Load()),
 	}
+	st.CachedModules, st.CachedBytes = e.modules.usage()
+	if e.interp != nil {
+		st.InterpCompiles = e.interp.compiles.Load()
+	}
+	if e.disk != nil {
+		st.DiskModules, st.DiskBytes = e.disk.usage()
+		st.DiskEvictions = e.disk.evictions.Load()
+	}
+	return st
 }
 
 // HasModule reports whether the module with this hash is compiled and
@@ -261,7 +357,41 @@ func (e *Executor) Stats() Stats {
 // LRU may evict it before the job runs); Run then returns
 // ErrModuleNotCached and the caller can ask for the bytes.
 func (e *Executor) HasModule(hash string) bool {
-	return e.modules.has(hash)
+	return e.modules.has(hash) || (e.interp != nil && e.interp.has(hash))
+}
+
+// Prepare compiles module with the executor's final tier into its caches
+// (memory and disk) without running it. A module that cannot be compiled
+// is an error naming why.
+func (e *Executor) Prepare(ctx context.Context, module []byte) error {
+	e.mu.RLock()
+	if e.closed {
+		e.mu.RUnlock()
+		return fmt.Errorf("wasm: %w", ErrClosed)
+	}
+	e.running.Add(1)
+	e.mu.RUnlock()
+	defer e.running.Done()
+	cm, _, _, err := e.modules.acquire(ctx, HashModule(module), module, true)
+	if err != nil {
+		return fmt.Errorf("wasm: %w", err)
+	}
+	e.modules.release(cm)
+	return nil
+}
+
+// ModuleCacheDir is the directory of the module with this hash in the
+// compile cache at cacheDir; it exists once a compile of it has begun.
+func ModuleCacheDir(cacheDir, hash string) string {
+	return filepath.Join(cacheDir, strings.TrimPrefix(hash, "sha256:"))
+}
+
+// CompiledOnDisk reports whether the compile cache in cacheDir holds code
+// for the module with this hash (it may still turn out stale or unusable:
+// it is then compiled again).
+func CompiledOnDisk(cacheDir, hash string) bool {
+	n, err := dirSize(ModuleCacheDir(cacheDir, hash))
+	return err == nil && n > 0
 }
 
 // HashModule is the module hash used throughout the protocol.
@@ -279,34 +409,120 @@ func invalidf(format string, args ...any) error {
 	return &invalidModuleError{reason: fmt.Sprintf(format, args...)}
 }
 
-// compile checks and compiles a module. It runs once per hash at a time
-// (see moduleCache); its result is shared by every job that waited on it.
-func (e *Executor) compile(_ context.Context, hash string, module []byte) (cm *compiledModule, err error) {
-	// A module that crashes the compiler must not crash the node, nor leave
-	// the jobs waiting on this compilation hanging.
-	defer func() {
-		if p := recover(); p != nil {
-			cm, err = nil, invalidf("compiler failed: %s", oneLine(fmt.Sprint(p)))
-		}
-	}()
+// checkImports refuses, before any compilation, a module whose imports we
+// could never satisfy; it returns the declared minimum memory.
+func checkImports(module []byte) (uint32, error) {
 	info, err := inspectModule(module)
 	if err != nil {
-		return nil, invalidf("%s", err)
+		return 0, invalidf("%s", err)
 	}
 	for _, im := range info.imports {
 		if im.module != WASIModule {
-			return nil, invalidf("imports %s %s from module %s: only %s functions are available",
+			return 0, invalidf("imports %s %s from module %s: only %s functions are available",
 				externName(im.kind), quoteName(im.name), quoteName(im.module), WASIModule)
 		}
 		if im.kind != externFunc {
-			return nil, invalidf("imports %s %s from %s, which only provides functions",
+			return 0, invalidf("imports %s %s from %s, which only provides functions",
 				externName(im.kind), quoteName(im.name), WASIModule)
 		}
 	}
+	return info.minPages, nil
+}
+
+// compileOptimised checks and compiles a module with wazero's optimising
+// compiler in a runtime of its own, whose compilation cache is the
+// module's directory in the disk cache. It runs once per hash at a time
+// (see moduleCache); its result is shared by every job that waited on it.
+func (e *Executor) compileOptimised(_ context.Context, hash string, module []byte) (cm *compiledModule, err error) {
+	defer compilerPanic(&cm, &err)
+	minPages, err := checkImports(module)
+	if err != nil {
+		return nil, err
+	}
 	start := time.Now()
+	code := coalesceData(module)
 	// Compilation is shared by every waiter, so one caller giving up must
 	// not cancel it.
-	compiled, err := e.runtime.CompileModule(context.Background(), coalesceData(module))
+	ctx := context.Background()
+	var dir string
+	if e.disk != nil {
+		if dir, err = e.disk.begin(hash); err != nil {
+			e.log.Warn("compile cache unavailable; compiling in memory only", "event", "wasm_cache_error", "error", err.Error())
+		}
+	}
+	cm, err = e.compileIn(ctx, dir, code)
+	if err != nil && dir != "" {
+		// wazero fails a compile when it cannot write the cache (a full or
+		// read-only disk): tell that from an invalid module by compiling
+		// once more without the disk.
+		cm, err = e.compileIn(ctx, "", code)
+		if err == nil {
+			e.log.Warn("compile cache write failed; module compiled in memory only", "event", "wasm_cache_error", "module_hash", hash)
+		}
+	}
+	var diskSize int64
+	if dir != "" {
+		diskSize = e.disk.end(hash)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := e.checkLinkage(cm.mod); err != nil {
+		closeModules([]*compiledModule{cm})
+		return nil, err
+	}
+	e.log.LogAttrs(ctx, slog.LevelDebug, "wasm.compile",
+		slog.String("module_hash", hash), slog.Int("size", len(module)),
+		slog.Duration("compile_time", time.Since(start)))
+	cm.hash, cm.tier, cm.minPages = hash, TierCompiler, minPages
+	cm.size = moduleSize(TierCompiler, len(module), diskSize)
+	return cm, nil
+}
+
+// compilerPanic, deferred by a compile, turns a panic in wazero into an
+// invalid_module error: a module that crashes the compiler must not crash
+// the node, nor leave the jobs waiting on the compilation hanging.
+func compilerPanic(cm **compiledModule, err *error) {
+	if p := recover(); p != nil {
+		*cm, *err = nil, invalidf("compiler failed: %s", oneLine(fmt.Sprint(p)))
+	}
+}
+
+// compileIn compiles code in a new runtime whose compilation cache is dir
+// ("" = none). A runtime with a cache does not own its engine: the cache
+// does, so the returned module closes both (see closeModules).
+func (e *Executor) compileIn(ctx context.Context, dir string, code []byte) (*compiledModule, error) {
+	rc := wazero.NewRuntimeConfigCompiler()
+	var cc wazero.CompilationCache
+	if dir != "" {
+		var err error
+		if cc, err = wazero.NewCompilationCacheWithDir(dir); err != nil {
+			return nil, fmt.Errorf("wasm: compile cache %s: %w", dir, err)
+		}
+		rc = rc.WithCompilationCache(cc)
+	}
+	cm := &compiledModule{cc: cc}
+	var err error
+	if cm.rt, err = newRuntime(ctx, rc); err != nil {
+		closeModules([]*compiledModule{cm})
+		return nil, err
+	}
+	if cm.mod, err = cm.rt.CompileModule(ctx, code); err != nil {
+		closeModules([]*compiledModule{cm})
+		return nil, invalidf("compile: %s", oneLine(err.Error()))
+	}
+	return cm, nil
+}
+
+// compileInterp checks and compiles a module for wazero's interpreter, in
+// the shared interpreter runtime.
+func (e *Executor) compileInterp(_ context.Context, hash string, module []byte) (cm *compiledModule, err error) {
+	defer compilerPanic(&cm, &err)
+	minPages, err := checkImports(module)
+	if err != nil {
+		return nil, err
+	}
+	compiled, err := e.interpRT.CompileModule(context.Background(), coalesceData(module))
 	if err != nil {
 		return nil, invalidf("compile: %s", oneLine(err.Error()))
 	}
@@ -314,10 +530,28 @@ func (e *Executor) compile(_ context.Context, hash string, module []byte) (cm *c
 		_ = compiled.Close(context.Background())
 		return nil, err
 	}
-	e.log.LogAttrs(context.Background(), slog.LevelDebug, "wasm.compile",
-		slog.String("module_hash", hash), slog.Int("size", len(module)),
-		slog.Duration("compile_time", time.Since(start)))
-	return &compiledModule{hash: hash, mod: compiled, minPages: info.minPages}, nil
+	return &compiledModule{hash: hash, mod: compiled, tier: TierInterpreter, minPages: minPages,
+		size: moduleSize(TierInterpreter, len(module), 0)}, nil
+}
+
+// moduleSize estimates the memory a compiled module holds: wazero does not
+// say. Compiled code is about the size of its on-disk cache entry, plus the
+// decoded module (of the order of its bytes); without a disk entry, or for
+// the interpreter's instruction arrays, a multiple of the module's size.
+// Measured for examples/hello (2.3 MB): 8.2 MB on disk, ~12 MB of RSS per
+// compiled module. The interpreter's arrays are Go heap, one entry of
+// ~60 bytes per instruction: 20× the module's bytes for hello, 41× for a
+// module of nothing but dense straight-line code; 40× errs on the large
+// side, so that a cache of such modules stays within its bound.
+func moduleSize(t Tier, moduleBytes int, diskBytes int64) int64 {
+	switch {
+	case t == TierInterpreter:
+		return 40 * int64(moduleBytes)
+	case diskBytes > 0:
+		return diskBytes + int64(moduleBytes)
+	default:
+		return 5 * int64(moduleBytes)
+	}
 }
 
 // checkLinkage makes sure instantiation cannot fail on imports, so that an
@@ -396,66 +630,213 @@ func (e *Executor) Run(ctx context.Context, job Job) (res Result, err error) {
 			quoteName(job.ModuleHash), res.ModuleHash))
 	}
 
-	var (
-		cm     *compiledModule
-		hit    bool
-		waited time.Duration
-	)
 	if byHash {
-		cm, hit, waited, err = e.modules.acquire(ctx, res.ModuleHash, nil, false)
-	} else {
-		cm, hit, waited, err = e.modules.acquire(ctx, res.ModuleHash, job.Module, true)
-	}
-	if err != nil {
-		var inv *invalidModuleError
-		switch {
-		case errors.As(err, &inv):
-			res.CompileTime = waited
-			return early(OutcomeInvalidModule, inv.Error())
-		case errors.Is(err, ErrModuleNotCached):
-			return res, fmt.Errorf("wasm: module %s: %w", quoteName(res.ModuleHash), err)
-		case errors.Is(err, ErrClosed):
-			return res, fmt.Errorf("wasm: %w", err)
-		default:
-			return res, fmt.Errorf("wasm: waiting for compilation: %w", err)
+		// Only a module compiled (or, under TierAuto, still held for the
+		// interpreter) can run without its bytes.
+		cm, hit, waited, err := e.modules.acquire(ctx, res.ModuleHash, nil, false)
+		if errors.Is(err, ErrModuleNotCached) && e.interp != nil {
+			if im := e.interp.tryAcquire(res.ModuleHash); im != nil {
+				return e.runTiered(ctx, job, limits, &res, im, 0, nil)
+			}
 		}
+		if err != nil {
+			return e.acquireFailed(ctx, &res, err, waited)
+		}
+		return e.runOn(ctx, job, limits, &res, cm, hit, waited)
 	}
+	if e.tier != TierAuto {
+		cm, hit, waited, err := e.modules.acquire(ctx, res.ModuleHash, job.Module, true)
+		if err != nil {
+			return e.acquireFailed(ctx, &res, err, waited)
+		}
+		return e.runOn(ctx, job, limits, &res, cm, hit, waited)
+	}
+
+	// TierAuto: compiled code when it is ready, or on disk (loading it
+	// takes less than compiling for the interpreter); otherwise start
+	// compiling it in the background and run on the interpreter meanwhile.
+	if e.disk != nil && e.disk.has(res.ModuleHash) && e.modules.failure(res.ModuleHash) == nil {
+		cm, hit, waited, err := e.modules.acquire(ctx, res.ModuleHash, job.Module, true)
+		if err != nil {
+			return e.acquireFailed(ctx, &res, err, waited)
+		}
+		return e.runOn(ctx, job, limits, &res, cm, hit, waited)
+	}
+	for {
+		if cm := e.modules.tryAcquire(res.ModuleHash); cm != nil {
+			return e.runOn(ctx, job, limits, &res, cm, true, 0)
+		}
+		if ferr := e.modules.failure(res.ModuleHash); ferr != nil {
+			return e.acquireFailed(ctx, &res, ferr, 0)
+		}
+		f, ready := e.modules.background(e.closeCtx, e.workers, res.ModuleHash, job.Module)
+		if ready {
+			continue // compiled between the two looks
+		}
+		im, _, waited, err := e.interp.acquire(ctx, res.ModuleHash, job.Module, true)
+		if err != nil {
+			return e.acquireFailed(ctx, &res, err, waited)
+		}
+		return e.runTiered(ctx, job, limits, &res, im, waited, f)
+	}
+}
+
+// acquireFailed turns a failure to get a compiled module into the Result or
+// error Run returns.
+func (e *Executor) acquireFailed(ctx context.Context, res *Result, err error, waited time.Duration) (Result, error) {
+	var inv *invalidModuleError
+	switch {
+	case errors.As(err, &inv):
+		res.CompileTime = waited
+		res.Outcome, res.Detail = OutcomeInvalidModule, inv.Error()
+		res.Started = time.Now()
+		res.Finished = res.Started
+		e.logRun(ctx, res)
+		return *res, nil
+	case errors.Is(err, ErrModuleNotCached):
+		return *res, fmt.Errorf("wasm: module %s: %w", quoteName(res.ModuleHash), err)
+	case errors.Is(err, ErrClosed):
+		return *res, fmt.Errorf("wasm: %w", err)
+	default:
+		return *res, fmt.Errorf("wasm: waiting for compilation: %w", err)
+	}
+}
+
+// runOn runs the job on one module and gives its reference back.
+func (e *Executor) runOn(ctx context.Context, job Job, limits Limits, res *Result, cm *compiledModule, hit bool, waited time.Duration) (Result, error) {
 	defer e.modules.release(cm)
 	res.CacheHit, res.CompileTime = hit, waited
+	begin := time.Now()
+	st, err := e.attempt(ctx, cm, job, limits, begin.Add(limits.Timeout), res, nil)
+	setStart(res, st, begin)
+	return e.finishRun(ctx, res, st, err, limits)
+}
 
-	limitPages := limits.pages()
-	if cm.minPages > limitPages {
-		return early(OutcomeMemoryLimit, fmt.Sprintf(
-			"module declares a minimum memory of %d pages (%s), over the limit of %d pages (%s)",
-			cm.minPages, pagesSize(cm.minPages), limitPages, pagesSize(limitPages)))
+// runTiered runs the job on the interpreter module im (a reference the
+// caller took from e.interp) while the background compile f (nil when none
+// could be queued) proceeds. If f finishes first, the interpreted run is
+// stopped and the job starts again from the beginning on the compiled
+// code. A job has no effects outside its captured output, so the abandoned
+// run leaves nothing behind.
+//
+// The time limit is the guest's, as with compile-then-run, where it starts
+// after the compile: the compiled run gets the whole limit, and an
+// interpreted run that reaches the limit before the compile is done waits
+// for it and starts again on the compiled code. So a job times out on the
+// tiered path exactly when its compiled run would (unless its module could
+// not be compiled or queued for compiling: then the interpreter decides).
+func (e *Executor) runTiered(ctx context.Context, job Job, limits Limits, res *Result, im *compiledModule, waited time.Duration, f *flight) (Result, error) {
+	defer e.interp.release(im)
+	res.CompileTime = waited
+	begin := time.Now()
+	var ready <-chan struct{}
+	if f != nil {
+		ready = f.done
 	}
+	st, err := e.attempt(ctx, im, job, limits, begin.Add(limits.Timeout), res, ready)
+	if err == nil && f != nil && st.interrupted() && ctx.Err() == nil && e.closeCtx.Err() == nil {
+		// Stopped for the switch, or at the time limit with the compile
+		// still running: wait for it.
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+		case <-e.closeCtx.Done():
+		}
+		if f.err == nil && ctx.Err() == nil && e.closeCtx.Err() == nil {
+			deadline := time.Now().Add(limits.Timeout)
+			if cm := e.modules.tryAcquire(res.ModuleHash); cm != nil {
+				e.switches.Add(1)
+				defer e.modules.release(cm)
+				st, err = e.attempt(ctx, cm, job, limits, deadline, res, nil)
+			} else {
+				// Evicted again at once (a module alone over the memory
+				// bound): start over on the interpreter.
+				st, err = e.attempt(ctx, im, job, limits, deadline, res, nil)
+			}
+		}
+	}
+	setStart(res, st, begin)
+	return e.finishRun(ctx, res, st, err, limits)
+}
 
-	st, err := e.execute(ctx, cm, job, limits, &res)
+// setStart makes the result's wall time count from when the job's deadline
+// started (before instantiation, and before any earlier attempt).
+func setStart(res *Result, st runState, begin time.Time) {
+	if st.tooBig {
+		return
+	}
+	res.Started = begin
+	res.WallTime = res.Finished.Sub(begin)
+}
+
+// finishRun classifies how the final attempt ended.
+func (e *Executor) finishRun(ctx context.Context, res *Result, st runState, err error, limits Limits) (Result, error) {
 	if err != nil {
-		return res, err
+		return *res, err
 	}
-	classify(ctx, &res, st, limits)
+	if st.tooBig {
+		e.logRun(ctx, res)
+		return *res, nil
+	}
+	res.Tier = st.tier
+	if st.tier == TierInterpreter {
+		e.jobsInterp.Add(1)
+	} else {
+		e.jobsCompiled.Add(1)
+	}
+	classify(ctx, res, st, limits)
 	if res.Outcome == "" { // the caller's context or Close ended the run
 		if ctx.Err() != nil {
-			return res, fmt.Errorf("wasm: run interrupted: %w", ctx.Err())
+			return *res, fmt.Errorf("wasm: run interrupted: %w", ctx.Err())
 		}
-		return res, fmt.Errorf("wasm: run interrupted: %w", ErrClosed)
+		return *res, fmt.Errorf("wasm: run interrupted: %w", ErrClosed)
 	}
-	e.logRun(ctx, &res)
-	return res, nil
+	e.logRun(ctx, res)
+	return *res, nil
 }
 
 // runState is what classify needs to know about how the run ended.
 type runState struct {
-	err     error // from instantiation or _start
-	ctxErr  error // the job context's error when the guest stopped
-	closing bool  // Close interrupted the run
-	refused bool  // a memory.grow was refused at the limit
+	err      error // from instantiation or _start
+	ctxErr   error // the job context's error when the guest stopped
+	closing  bool  // Close interrupted the run
+	refused  bool  // a memory.grow was refused at the limit
+	switched bool  // stopped because compiled code became ready
+	tooBig   bool  // never ran: the declared minimum memory is over the limit (Outcome set)
+	tier     Tier
+}
+
+// interrupted: the guest did not finish by itself but was stopped through
+// its context.
+func (st runState) interrupted() bool {
+	var exit *sys.ExitError
+	isExit := errors.As(st.err, &exit)
+	return st.err != nil && st.ctxErr != nil &&
+		(!isExit || exit.ExitCode() == sys.ExitCodeDeadlineExceeded || exit.ExitCode() == sys.ExitCodeContextCanceled)
+}
+
+// attempt checks the declared memory and runs the job once on cm, stopping
+// at deadline, or when ready is closed by a successful compile (switched).
+// Everything it reports (output, refused grows) is this attempt's own.
+func (e *Executor) attempt(ctx context.Context, cm *compiledModule, job Job, limits Limits, deadline time.Time, res *Result, ready <-chan struct{}) (st runState, err error) {
+	st.tier = cm.tier
+	limitPages := limits.pages()
+	if cm.minPages > limitPages {
+		res.Outcome = OutcomeMemoryLimit
+		res.Detail = fmt.Sprintf("module declares a minimum memory of %d pages (%s), over the limit of %d pages (%s)",
+			cm.minPages, pagesSize(cm.minPages), limitPages, pagesSize(limitPages))
+		res.Started = time.Now()
+		res.Finished = res.Started
+		st.tooBig = true
+		return st, nil
+	}
+	return e.execute(ctx, cm, job, limits, deadline, res, ready)
 }
 
 // execute instantiates the module and calls _start. A harness panic (a bug)
 // becomes an error rather than taking the node down.
-func (e *Executor) execute(ctx context.Context, cm *compiledModule, job Job, limits Limits, res *Result) (st runState, err error) {
+func (e *Executor) execute(ctx context.Context, cm *compiledModule, job Job, limits Limits, deadline time.Time, res *Result, ready <-chan struct{}) (st runState, err error) {
+	st.tier = cm.tier
 	stdout := &cappedBuffer{limit: limits.StdoutCap}
 	stderr := &cappedBuffer{limit: limits.StderrCap}
 	alloc := &limitAllocator{limit: uint64(limits.pages()) * pageSize, pool: &e.memory}
@@ -464,12 +845,27 @@ func (e *Executor) execute(ctx context.Context, cm *compiledModule, job Job, lim
 	// experimental options (sockets, listeners, allocators) from context
 	// values, and nothing the caller's context carries may reach the
 	// sandbox. The caller's cancellation and Close are forwarded instead.
-	runCtx, cancel := context.WithTimeout(context.Background(), limits.Timeout)
+	runCtx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	stopCaller := context.AfterFunc(ctx, cancel)
 	defer stopCaller()
 	stopClose := context.AfterFunc(e.closeCtx, cancel)
 	defer stopClose()
+	var switched atomic.Bool
+	if ready != nil {
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			select {
+			case <-ready:
+				if e.modules.has(res.ModuleHash) {
+					switched.Store(true)
+					cancel()
+				}
+			case <-stop:
+			}
+		}()
+	}
 
 	var cfg wazero.ModuleConfig
 	if job.Deterministic {
@@ -494,8 +890,12 @@ func (e *Executor) execute(ctx context.Context, cm *compiledModule, job Job, lim
 		res.Stderr, res.StderrTruncated = stderr.buf, stderr.truncated()
 	}()
 
+	rt := cm.rt
+	if rt == nil {
+		rt = e.interpRT
+	}
 	res.Started = time.Now()
-	mod, runErr := e.runtime.InstantiateModule(experimental.WithMemoryAllocator(runCtx, alloc), cm.mod, cfg)
+	mod, runErr := rt.InstantiateModule(experimental.WithMemoryAllocator(runCtx, alloc), cm.mod, cfg)
 	if runErr == nil {
 		_, runErr = mod.ExportedFunction("_start").Call(runCtx)
 		// Closing frees the instance's memory and its context watcher; a
@@ -505,7 +905,8 @@ func (e *Executor) execute(ctx context.Context, cm *compiledModule, job Job, lim
 	// The guest has stopped (and its module is closed, or never registered
 	// when instantiation failed): its memory can serve the next job.
 	alloc.recycle()
-	st = runState{err: runErr, ctxErr: runCtx.Err(), closing: e.closeCtx.Err() != nil, refused: alloc.refused}
+	st = runState{err: runErr, ctxErr: runCtx.Err(), closing: e.closeCtx.Err() != nil, refused: alloc.refused,
+		switched: switched.Load(), tier: cm.tier}
 	return st, nil
 }
 
@@ -625,3 +1026,12 @@ func quoteName(s string) string {
 	}
 	return fmt.Sprintf("%q", s)
 }
+
+// Tier is an execution engine of wazero.
+type Tier string
+
+const (
+	TierAuto        Tier = "auto"        // interpreter until the optimising compile is ready (see the package doc)
+	TierInterpreter Tier = "interpreter" // wazero's interpreter only
+	TierCompiler    Tier = "compiler"    // wazero's optimising compiler only: compile, then run
+)

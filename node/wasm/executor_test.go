@@ -20,8 +20,10 @@ import (
 	"github.com/phase-protocol/plasm/internal/testwasm"
 )
 
-func TestRunOutcomes(t *testing.T) {
-	e := newExecutor(t, Config{})
+// allTiers: the executor's limit and outcome tests run once per tier.
+var allTiers = []Tier{TierInterpreter, TierCompiler, TierAuto}
+
+func TestEXEC5_RunOutcomes(t *testing.T) {
 	hello := testwasm.Bytes(t, testwasm.Hello)
 	tiny := testwasm.Bytes(t, testwasm.Tiny)
 	short := func(d time.Duration) Limits { return Limits{Timeout: d} }
@@ -107,35 +109,41 @@ func TestRunOutcomes(t *testing.T) {
 		{name: "malformed hash", job: Job{Module: tiny, ModuleHash: "md5:1234"},
 			outcome: OutcomeHashMismatch, exitCode: -1, detail: `"md5:1234"`},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			start := time.Now()
-			res, err := e.Run(context.Background(), tc.job)
-			elapsed := time.Since(start)
-			require.NoError(t, err)
-			assert.Equal(t, tc.outcome, res.Outcome, "detail: %s", res.Detail)
-			assert.Equal(t, tc.exitCode, res.ExitCode)
-			if tc.truncated {
-				assert.True(t, res.StdoutTruncated)
-				assert.Len(t, res.Stdout, tc.job.Limits.StdoutCap)
-			} else {
-				assert.Equal(t, tc.stdout, string(res.Stdout))
-				assert.False(t, res.StdoutTruncated)
-			}
-			assert.Equal(t, tc.stderr, string(res.Stderr))
-			assert.Contains(t, res.Detail, tc.detail)
-			assert.NotContains(t, res.Detail, "\n")
-			assert.Equal(t, HashModule(tc.job.Module), res.ModuleHash)
-			assert.Equal(t, res.Finished.Sub(res.Started), res.WallTime)
-			if tc.maxWall > 0 {
-				assert.Less(t, elapsed, tc.maxWall, "did not stop promptly")
-				assert.GreaterOrEqual(t, res.WallTime, tc.job.Limits.Timeout)
-			}
-		})
+	for _, tier := range allTiers {
+		e := newExecutor(t, Config{Tier: tier})
+		for _, tc := range tests {
+			t.Run(string(tier)+"/"+tc.name, func(t *testing.T) {
+				start := time.Now()
+				res, err := e.Run(context.Background(), tc.job)
+				elapsed := time.Since(start)
+				require.NoError(t, err)
+				assert.Equal(t, tc.outcome, res.Outcome, "detail: %s", res.Detail)
+				assert.Equal(t, tc.exitCode, res.ExitCode)
+				if tc.truncated {
+					assert.True(t, res.StdoutTruncated)
+					assert.Len(t, res.Stdout, tc.job.Limits.StdoutCap)
+				} else {
+					assert.Equal(t, tc.stdout, string(res.Stdout))
+					assert.False(t, res.StdoutTruncated)
+				}
+				assert.Equal(t, tc.stderr, string(res.Stderr))
+				assert.Contains(t, res.Detail, tc.detail)
+				assert.NotContains(t, res.Detail, "\n")
+				assert.Equal(t, HashModule(tc.job.Module), res.ModuleHash)
+				assert.Equal(t, res.Finished.Sub(res.Started), res.WallTime)
+				if tier != TierAuto && res.Tier != "" {
+					assert.Equal(t, tier, res.Tier, "the tier that ran")
+				}
+				if tc.maxWall > 0 {
+					assert.Less(t, elapsed, tc.maxWall, "did not stop promptly")
+					assert.GreaterOrEqual(t, res.WallTime, tc.job.Limits.Timeout)
+				}
+			})
+		}
 	}
 }
 
-func TestStderrCap(t *testing.T) {
+func TestEXEC4_StderrCap(t *testing.T) {
 	e := newExecutor(t, Config{})
 	res, err := e.Run(context.Background(), Job{Module: testwasm.Bytes(t, testwasm.Exit7), Limits: Limits{StderrCap: 2}})
 	require.NoError(t, err)
@@ -146,7 +154,7 @@ func TestStderrCap(t *testing.T) {
 }
 
 func TestCacheHitOnSecondRun(t *testing.T) {
-	e := newExecutor(t, Config{})
+	e := newExecutor(t, Config{Tier: TierCompiler})
 	job := Job{Module: testwasm.Bytes(t, testwasm.Tiny)}
 	first, err := e.Run(context.Background(), job)
 	require.NoError(t, err)
@@ -175,7 +183,7 @@ func TestInvalidModuleIsNotCached(t *testing.T) {
 	assert.Equal(t, 0, e.Stats().CachedModules)
 }
 
-func TestDeterministic(t *testing.T) {
+func TestEXEC6_Deterministic(t *testing.T) {
 	e := newExecutor(t, Config{})
 	clock := watModule(t, watClock)
 	run := func(det bool, seed int64) []byte {
@@ -338,7 +346,7 @@ func TestConcurrentMixedJobs(t *testing.T) {
 }
 
 func TestEvictionKeepsRunningCorrectly(t *testing.T) {
-	e := newExecutor(t, Config{MaxCachedModules: 1})
+	e := newExecutor(t, Config{Tier: TierCompiler, MaxCachedModules: 1})
 	tiny := testwasm.Bytes(t, testwasm.Tiny)
 	exit7 := testwasm.Bytes(t, testwasm.Exit7)
 	for range 3 {
@@ -405,7 +413,7 @@ func TestDiskCache(t *testing.T) {
 	hello := testwasm.Bytes(t, testwasm.Hello)
 	job := Job{Module: hello, Args: []string{"warm"}}
 
-	e1, err := New(context.Background(), Config{CacheDir: dir})
+	e1, err := New(context.Background(), Config{CacheDir: dir, Tier: TierCompiler})
 	require.NoError(t, err)
 	cold, err := e1.Run(context.Background(), job)
 	require.NoError(t, err)
@@ -421,7 +429,7 @@ func TestDiskCache(t *testing.T) {
 	}))
 	assert.Positive(t, files, "compiled code must be written to the cache dir")
 
-	e2 := newExecutor(t, Config{CacheDir: dir})
+	e2 := newExecutor(t, Config{CacheDir: dir, Tier: TierCompiler})
 	warm, err := e2.Run(context.Background(), job)
 	require.NoError(t, err)
 	assert.Equal(t, "mraw\n", string(warm.Stdout))
@@ -438,7 +446,7 @@ func TestDetailIsOneSafeLine(t *testing.T) {
 	assert.True(t, bytes.HasSuffix([]byte(q), []byte(`..."`)))
 }
 
-func TestMemoryNotSharedBetweenJobs(t *testing.T) {
+func TestEXEC1_MemoryNotSharedBetweenJobs(t *testing.T) {
 	// dirty fills 20 pages with 0xff; check grows to 20 pages and exits 1
 	// if any byte is not zero. Pooled memory must come back clean.
 	dirty := watModule(t, `(module
@@ -471,7 +479,7 @@ func TestMemoryNotSharedBetweenJobs(t *testing.T) {
 }
 
 func TestRunByHash(t *testing.T) {
-	e := newExecutor(t, Config{MaxCachedModules: 1})
+	e := newExecutor(t, Config{Tier: TierCompiler, MaxCachedModules: 1})
 	tiny := testwasm.Bytes(t, testwasm.Tiny)
 	hash := HashModule(tiny)
 	assert.False(t, e.HasModule(hash))
@@ -497,7 +505,7 @@ func TestRunByHash(t *testing.T) {
 	assert.Contains(t, err.Error(), hash)
 }
 
-func TestCallerContextValuesDoNotReachSandbox(t *testing.T) {
+func TestEXEC1_CallerContextValuesDoNotReachSandbox(t *testing.T) {
 	e := newExecutor(t, Config{})
 	var notified atomic.Int32
 	ctx := experimental.WithCloseNotifier(context.Background(),
@@ -508,7 +516,7 @@ func TestCallerContextValuesDoNotReachSandbox(t *testing.T) {
 	assert.Zero(t, notified.Load(), "the caller's wazero options must not apply to the guest")
 }
 
-func TestGoGuestOutOfMemory(t *testing.T) {
+func TestEXEC2_GoGuestOutOfMemory(t *testing.T) {
 	// hello reads all of stdin into memory: 16 MiB cannot fit in 16 MB of
 	// linear memory. The Go runtime asks for a multi-megabyte block, is
 	// refused well below the limit, and exits 2.

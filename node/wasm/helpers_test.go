@@ -3,25 +3,19 @@ package wasm
 import (
 	"context"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/phase-protocol/plasm/internal/testwasm"
 )
 
-// watModule compiles WAT source with wat2wasm into the test's temp dir.
+// watModule assembles WAT source (committed under testdata/wat; see
+// testwasm.Assemble).
 func watModule(tb testing.TB, src string, flags ...string) []byte {
 	tb.Helper()
-	dir := tb.TempDir()
-	in, out := filepath.Join(dir, "m.wat"), filepath.Join(dir, "m.wasm")
-	require.NoError(tb, os.WriteFile(in, []byte(src), 0o644))
-	b, err := exec.Command("wat2wasm", append(append([]string{"--debug-names"}, flags...), in, "-o", out)...).CombinedOutput()
-	require.NoError(tb, err, "wat2wasm: %s", b)
-	m, err := os.ReadFile(out)
-	require.NoError(tb, err)
-	return m
+	return testwasm.Assemble(tb, src, flags...)
 }
 
 // testCacheDir is a compilation cache shared by the package's executors so

@@ -1,0 +1,13 @@
+;; wat2wasm --debug-names
+(module (memory 1) (func (export "_start"))
+  (data (i32.const 16) "\01\ab\00")
+  (data (i32.const 26) "\02\ab\00")
+  (data (i32.const 36) "\03\ab\00")
+  (data (i32.const 46) "\04\ab\00")
+  (data (i32.const 56) "\05\ab\00")
+  (data (i32.const 66) "\06\ab\00")
+  (data (i32.const 76) "\07\ab\00")
+  (data (i32.const 86) "\08\ab\00")
+  (data (i32.const 96) "\09\ab\00")
+  (data (i32.const 106) "\0a\ab\00")
+)

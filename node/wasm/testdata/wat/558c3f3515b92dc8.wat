@@ -1,0 +1,5 @@
+;; wat2wasm --debug-names
+(module
+  (func $boom unreachable)
+  (start $boom)
+  (func (export "_start")))

@@ -1,0 +1,21 @@
+;; wat2wasm --debug-names
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory 1)
+  (data (i32.const 0) "0123456789abcdef")
+  (func (export "_start")
+    (local $x i64) (local $n i32)
+    (local.set $x (i64.const 0x9e3779b97f4a7c15))
+    (local.set $n (i32.const 0x800000))
+    (loop $round
+      (local.set $x (i64.xor (local.get $x) (i64.shl (local.get $x) (i64.const 13))))
+      (local.set $x (i64.xor (local.get $x) (i64.shr_u (local.get $x) (i64.const 7))))
+      (local.set $x (i64.xor (local.get $x) (i64.shl (local.get $x) (i64.const 17))))
+      (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+      (br_if $round (local.get $n)))
+    (i32.store8 (i32.const 32) (i32.load8_u (i32.wrap_i64 (i64.and (i64.shr_u (local.get $x) (i64.const 4)) (i64.const 15)))))
+    (i32.store8 (i32.const 33) (i32.load8_u (i32.wrap_i64 (i64.and (local.get $x) (i64.const 15)))))
+    (i32.store8 (i32.const 34) (i32.const 10))
+    (i32.store (i32.const 64) (i32.const 32))
+    (i32.store (i32.const 68) (i32.const 3))
+    (drop (call $fd_write (i32.const 1) (i32.const 64) (i32.const 1) (i32.const 72)))))

@@ -1,0 +1,2 @@
+;; wat2wasm --debug-names
+(module (func (export "main")))
