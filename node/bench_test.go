@@ -15,6 +15,7 @@ import (
 	"github.com/phase-protocol/plasm/node"
 	"github.com/phase-protocol/plasm/node/caps"
 	"github.com/phase-protocol/plasm/node/client"
+	"github.com/phase-protocol/plasm/node/discovery"
 )
 
 // benchNetwork is a 20-node loopback network and a client that has
@@ -37,16 +38,31 @@ func benchNetwork(b *testing.B) (*node.Node, []*node.Node, *node.Node) {
 }
 
 // BenchmarkFind20Nodes: one Find for a capable node (memory ≥ 128 MB) by
-// a client of a converged 20-node loopback network; reports the median.
+// a client of a converged 20-node loopback network that has no records
+// cached (discovery.Find, as a fresh client's first Find); reports the
+// median and p90.
 func BenchmarkFind20Nodes(b *testing.B) {
 	_, _, client := benchNetwork(b)
+	benchFind(b, func(ctx context.Context, req caps.Requirements, limit int) ([]caps.Found, error) {
+		return discovery.Find(ctx, client.Host, client.DHT, req, limit)
+	})
+}
+
+// BenchmarkFind20NodesCached: the same Find through the node's caching
+// Finder, as a client's later jobs see it.
+func BenchmarkFind20NodesCached(b *testing.B) {
+	_, _, client := benchNetwork(b)
+	benchFind(b, client.Find)
+}
+
+func benchFind(b *testing.B, find func(context.Context, caps.Requirements, int) ([]caps.Found, error)) {
 	req := caps.Requirements{MinMemoryMB: 128}
 	var times []time.Duration
 	b.ResetTimer()
 	for b.Loop() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		start := time.Now()
-		found, err := client.Find(ctx, req, 3)
+		found, err := find(ctx, req, 3)
 		times = append(times, time.Since(start))
 		cancel()
 		if err != nil || len(found) == 0 {
@@ -122,10 +138,10 @@ func BenchmarkFirstJobNewNode(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				n := startNode(b, testConfig(b))
-				opts := client.Options{Attempts: 1, Candidates: []peer.AddrInfo{{ID: n.Host.ID(), Addrs: n.Host.Addrs()}}}
+				opts := client.Options{Candidates: []peer.AddrInfo{{ID: n.Host.ID(), Addrs: n.Host.Addrs()}}}
 				b.StartTimer()
 				start := time.Now()
-				res, err := submitter.Client().Run(context.Background(), client.Job{Module: module, Args: []string{"x"}}, opts)
+				res, err := submitter.Client().Run(context.Background(), client.Job{Module: module, Args: []string{"x"}, Attempts: 1}, opts)
 				times = append(times, time.Since(start))
 				if err != nil || res.Outcome != "exited" {
 					b.Fatalf("first job: %v", err)

@@ -20,15 +20,19 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/phase-protocol/plasm/node/caps"
 	"github.com/phase-protocol/plasm/node/client"
 	"github.com/phase-protocol/plasm/node/config"
+	"github.com/phase-protocol/plasm/node/datadir"
+	"github.com/phase-protocol/plasm/node/discovery"
 	"github.com/phase-protocol/plasm/node/identity"
 	"github.com/phase-protocol/plasm/node/jobs"
 	"github.com/phase-protocol/plasm/node/metrics"
 	"github.com/phase-protocol/plasm/node/p2p"
+	"github.com/phase-protocol/plasm/node/phase"
 	"github.com/phase-protocol/plasm/node/version"
 	"github.com/phase-protocol/plasm/node/wasm"
 )
@@ -43,9 +47,23 @@ type Options struct {
 	HostExtra []libp2p.Option
 	// DHTExtra are extra DHT options (the simulator's thrift at scale).
 	DHTExtra []dht.Option
-	// BuildRecord overrides how the capability record is described (the
-	// simulator's lying nodes); nil: the node's real description.
+	// Executor, when set, runs this node's jobs: nodes in one process (the
+	// simulator, tests) share one runtime and one compiled copy of each
+	// module. The caller closes it. nil: the node's own.
+	Executor *wasm.Executor
+	// JobHooks make the node depart from the job protocol (node/scripted:
+	// the simulator's misbehaving nodes, the conformance suite's mutants);
+	// nil: an honest node.
+	JobHooks *jobs.Hooks
+	// BuildRecord overrides how the capability record is described (a node
+	// that lies in its record); nil: the node's real description.
 	BuildRecord func(caps.Record) caps.Record
+	// StampRecord changes each record after its seq and times are stamped,
+	// before it is signed (a node that lies about them); nil: none.
+	StampRecord func(*caps.Record)
+	// FS is how the node writes its data directory; nil: the real
+	// filesystem (tests make it fail as a full or read-only disk does).
+	FS datadir.FS
 }
 
 // Node is a running Phase node.
@@ -61,11 +79,17 @@ type Node struct {
 	// Jobs serves /phase/job/1.0.0; nil on a pure client.
 	Jobs *jobs.Server
 
-	client  *client.Client
-	pub     *caps.Publisher
-	boot    *p2p.Bootstrapper
-	started time.Time
-	load    func() caps.Load
+	client     *client.Client
+	finder     *discovery.Finder
+	sharedExec bool // Exec belongs to the caller
+	pub        *discovery.Publisher
+	boot       *p2p.Bootstrapper
+	started    time.Time
+	load       func() caps.Load
+	fs         datadir.FS
+	health     datadir.Health
+	diskOK     bool // the data directory was writable at the last probe
+	diskProbed bool
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -104,7 +128,14 @@ func New(ctx context.Context, o Options) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: network.static_relays: %w", err)
 	}
-	n := &Node{cfg: cfg, log: log, ID: id, Metrics: m, started: time.Now(), load: func() caps.Load { return caps.Load{} }}
+	trusted, err := cfg.Network.TrustedPrefixes()
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	n := &Node{cfg: cfg, log: log, ID: id, Metrics: m, started: time.Now(), load: func() caps.Load { return caps.Load{} }, fs: o.FS}
+	if n.fs == nil {
+		n.fs = datadir.OS{}
+	}
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -115,21 +146,32 @@ func New(ctx context.Context, o Options) (_ *Node, err error) {
 		Key: id.PrivKey, Listen: cfg.Listen,
 		NATPortMap: cfg.Network.NATPortMap, RelayService: cfg.Network.RelayService,
 		StaticRelays: relays, HolePunching: cfg.Network.HolePunching,
-		ConnLow: cfg.Network.ConnLow, ConnHigh: cfg.Network.ConnHigh,
+		Reachability: cfg.Network.Reachability,
+		ConnLow:      cfg.Network.ConnLow, ConnHigh: cfg.Network.ConnHigh,
 		MaxMemoryMB: cfg.Network.MaxMemoryMB, MaxFDs: cfg.Network.MaxFDs,
 		MaxConnsPerPeer: cfg.Network.MaxConnsPerPeer,
-		StreamsPerPeer:  cfg.Jobs.MaxPerPeer + 4,
-		Extra:           o.HostExtra,
+		TrustedNetworks: trusted,
+		// Job streams: every upload, the queue and running jobs, and
+		// per peer its jobs in flight plus a few being refused.
+		Protocols:      []protocol.ID{phase.ProtocolJob},
+		Streams:        cfg.Jobs.MaxUploads + 2*cfg.Jobs.MaxConcurrent,
+		StreamsPerPeer: cfg.Jobs.MaxPerPeer + 4,
+		Log:            log,
+		Extra:          o.HostExtra,
 	})
 	if err != nil {
 		return nil, err
 	}
 	validator := caps.Validator{OnReject: func(reason string, err error) {
 		m.RecordsRejected.WithLabelValues(reason).Inc()
-		log.Warn("capability record rejected", "event", "record_rejected", "reason", reason, "error", capText(err.Error()))
+		log.Warn("capability record rejected", "event", "record_rejected", "reason", reason, "error", phase.Clip(err.Error(), 200))
 	}}
 	n.DHT, err = p2p.NewDHT(n.Host, p2p.DHTOptions{
-		Client: cfg.DHT.ClientMode, BucketSize: cfg.DHT.BucketSize,
+		// A node known to be behind NAT cannot answer DHT queries, so it
+		// must not sit in others' routing tables (their lookups would wait
+		// on it); it still publishes its record and takes jobs, relayed.
+		Client:     cfg.DHT.ClientMode || cfg.Network.Reachability == p2p.ReachabilityPrivate,
+		BucketSize: cfg.DHT.BucketSize,
 		Validators: map[string]record.Validator{caps.Namespace: validator},
 		Extra:      o.DHTExtra,
 	})
@@ -137,15 +179,22 @@ func New(ctx context.Context, o Options) (_ *Node, err error) {
 		return nil, err
 	}
 	cacheDir := ""
-	if cfg.DataDir != "" {
+	if cfg.DataDir != "" && n.probeDisk() {
 		cacheDir = filepath.Join(cfg.DataDir, "cache", "wasm")
 	}
-	if n.Exec, err = wasm.New(ctx, wasm.Config{CacheDir: cacheDir, Logger: log}); err != nil {
+	if o.Executor != nil {
+		n.Exec, n.sharedExec = o.Executor, true
+	} else if n.Exec, err = wasm.New(ctx, wasm.Config{
+		CacheDir: cacheDir, Logger: log,
+		Tier: wasm.Tier(cfg.Wasm.Tier), CompileWorkers: cfg.Wasm.CompileWorkers,
+		MemoryCacheBytes: int64(cfg.Wasm.MemoryCacheMB) << 20, DiskCacheBytes: int64(cfg.Wasm.DiskCacheMB) << 20,
+	}); err != nil {
 		return nil, fmt.Errorf("starting executor: %w", err)
 	}
+	m.Registry.MustRegister(n.Exec.Collector())
 
 	if !cfg.DHT.ClientMode {
-		if n.Jobs, err = jobs.NewServer(n.Host, n.Exec, id, cfg.Jobs, m, log); err != nil {
+		if n.Jobs, err = jobs.NewServer(jobs.Options{Host: n.Host, Exec: n.Exec, Identity: id, Config: cfg.Jobs, Metrics: m, Log: log, Hooks: o.JobHooks}); err != nil {
 			return nil, fmt.Errorf("starting job server: %w", err)
 		}
 		n.load = func() caps.Load {
@@ -156,14 +205,16 @@ func New(ctx context.Context, o Options) (_ *Node, err error) {
 		advertised := n.describe()
 		n.Jobs.UpdatePolicy(func(p *jobs.Policy) { p.CPUCores, p.MemoryMB = advertised.CPUCores, advertised.MemoryMB })
 	}
-	n.client = &client.Client{Host: n.Host, Find: n.Find, Log: log, Metrics: m}
+	n.finder = &discovery.Finder{Host: n.Host, DHT: n.DHT}
+	n.client = &client.Client{Host: n.Host, Find: n.Find, Forget: n.Forget, Log: log, Metrics: m}
 
 	build := n.describe
 	if o.BuildRecord != nil {
 		build = func() caps.Record { return o.BuildRecord(n.describe()) }
 	}
-	n.pub = caps.NewPublisher(n.Host, n.DHT, build, id.PrivKey, cfg.Caps.RepublishInterval.D(), log)
+	n.pub = discovery.NewPublisher(n.Host, n.DHT, build, id.PrivKey, cfg.Caps.RepublishInterval.D(), log)
 	n.pub.SetLifetime(cfg.Caps.TTL.D())
+	n.pub.SetStamp(o.StampRecord)
 	var saved []peer.AddrInfo
 	if cfg.DataDir != "" {
 		if saved, err = p2p.LoadPeers(cfg.DataDir); err != nil {
@@ -197,9 +248,10 @@ func (n *Node) describe() caps.Record {
 	return caps.Record{
 		Arch: runtime.GOARCH, OS: runtime.GOOS, CPUCores: cores, MemoryMB: mem,
 		Runtime: version.Runtime, RuntimeVersion: version.RuntimeVersion,
-		ABIs: []string{caps.DefaultABI},
+		ABIs: []string{phase.ABIWASIP1},
 		Limits: caps.Limits{MaxModuleBytes: j.MaxModuleBytes, MaxMemoryMB: j.MaxMemoryMB,
-			MaxTimeoutSeconds: j.MaxTimeoutSeconds, MaxConcurrentJobs: j.MaxConcurrent},
+			MaxTimeoutSeconds: j.MaxTimeoutSeconds, MaxConcurrentJobs: j.MaxConcurrent,
+			MaxStdinBytes: j.MaxStdinBytes, MaxJobsPerPeer: j.MaxPerPeer},
 		Load: n.load(),
 	}
 }
@@ -209,7 +261,7 @@ func (n *Node) describe() caps.Record {
 func (n *Node) Start(ctx context.Context) error {
 	ctx, n.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	if n.Jobs != nil {
-		caps.ServeCaps(n.Host, n.pub.Live, n.log)
+		discovery.ServeCaps(n.Host, n.pub.Live, n.log)
 		n.Jobs.Start()
 	}
 	n.Host.Network().Notify(&network.NotifyBundle{
@@ -256,6 +308,38 @@ func (n *Node) Start(ctx context.Context) error {
 	return nil
 }
 
+// Problems lists what is wrong with the node's disk (empty when nothing
+// is): /healthz reports them. The node keeps serving from memory.
+func (n *Node) Problems() []datadir.Problem { return n.health.Problems() }
+
+// probeDisk checks that the data directory is writable, logs when that
+// changes, and records it for /healthz. A node whose disk is full or
+// read-only keeps running from memory.
+func (n *Node) probeDisk() bool {
+	err := datadir.Probe(n.fs, n.cfg.DataDir)
+	n.health.Set("data_dir", err)
+	ok := err == nil
+	switch {
+	case !ok && (n.diskOK || !n.diskProbed):
+		n.log.Error("data directory not writable: running from memory (compile cache in memory, peers not saved)",
+			"event", "data_dir_unwritable", "dir", n.cfg.DataDir, "error", err.Error())
+	case ok && !n.diskOK && n.diskProbed:
+		n.log.Info("data directory writable again", "event", "data_dir_writable", "dir", n.cfg.DataDir)
+	}
+	n.diskOK, n.diskProbed = ok, true
+	return ok
+}
+
+// savePeers writes peers.json and records the outcome for /healthz.
+func (n *Node) savePeers() error {
+	err := p2p.SavePeers(n.fs, n.cfg.DataDir, n.Host, n.cfg.DHT.SavedPeers)
+	n.health.Set("peers", err)
+	if err != nil {
+		n.log.Error("saving peers failed", "event", "peers_save_failed", "error", err.Error())
+	}
+	return err
+}
+
 // peerSaveInterval is how often known peers are written to the data
 // directory, so even a node that is killed rejoins without its bootstrap.
 const peerSaveInterval = time.Minute
@@ -271,12 +355,10 @@ func (n *Node) savePeersPeriodically(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if len(n.Host.Network().Peers()) == 0 {
-				continue
+			if !n.probeDisk() || len(n.Host.Network().Peers()) == 0 {
+				continue // an unwritable directory was logged by the probe
 			}
-			if err := p2p.SavePeers(n.cfg.DataDir, n.Host); err != nil {
-				n.log.Warn("saving peers failed", "event", "peers_save_failed", "error", err.Error())
-			}
+			n.savePeers()
 		}
 	}
 }
@@ -300,7 +382,7 @@ func (n *Node) logDiscoveries(ctx context.Context, sub event.Subscription) {
 			for _, p := range ev.Protocols {
 				if string(p) == kad {
 					seen[ev.Peer] = true
-					n.log.Info("peer discovered", "event", "peer_discovered", "peer", ev.Peer.String(), "agent", capText(ev.AgentVersion))
+					n.log.Info("peer discovered", "event", "peer_discovered", "peer", ev.Peer.String(), "agent", phase.Clip(ev.AgentVersion, 200))
 					break
 				}
 			}
@@ -320,13 +402,27 @@ func (n *Node) Record() *caps.Record { return n.pub.Current() }
 // (its load or limits changed).
 func (n *Node) Republish() { n.pub.Changed() }
 
-// Find returns nodes whose capability records meet req, best first.
+// Find returns nodes whose capability records meet req, best first. It
+// answers from the records it fetched recently while they are valid
+// (discovery.Finder).
 func (n *Node) Find(ctx context.Context, req caps.Requirements, limit int) ([]caps.Found, error) {
 	start := time.Now()
-	found, err := caps.Find(ctx, n.Host, n.DHT, req, limit)
+	found, err := n.finder.Find(ctx, req, limit)
 	n.Metrics.LookupSeconds.Observe(time.Since(start).Seconds())
 	return found, err
 }
+
+// Lookup is Find that always walks the DHT, so it lists nodes that joined
+// since the last lookup (discovery.Finder.Lookup).
+func (n *Node) Lookup(ctx context.Context, req caps.Requirements, limit int) ([]caps.Found, error) {
+	start := time.Now()
+	found, err := n.finder.Lookup(ctx, req, limit)
+	n.Metrics.LookupSeconds.Observe(time.Since(start).Seconds())
+	return found, err
+}
+
+// Forget drops a node from Find's cache: it could not be reached.
+func (n *Node) Forget(id peer.ID) { n.finder.Forget(id) }
 
 // Addrs returns the node's dialable addresses, each ending in /p2p/<id>.
 func (n *Node) Addrs() []ma.Multiaddr {
@@ -348,7 +444,7 @@ func (n *Node) Close() error {
 			n.cancel()
 		}
 		if n.Host != nil && n.cfg.DataDir != "" && len(n.Host.Network().Peers()) > 0 {
-			if err := p2p.SavePeers(n.cfg.DataDir, n.Host); err != nil {
+			if err := n.savePeers(); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -364,7 +460,7 @@ func (n *Node) Close() error {
 		if n.Host != nil {
 			errs = append(errs, n.Host.Close())
 		}
-		if n.Exec != nil {
+		if n.Exec != nil && !n.sharedExec {
 			errs = append(errs, n.Exec.Close(context.Background()))
 		}
 		n.closeErr = errors.Join(errs...)
@@ -378,14 +474,4 @@ func addrStrings(as []ma.Multiaddr) []string {
 		out[i] = a.String()
 	}
 	return out
-}
-
-// capText makes peer- or guest-supplied text safe for a log line: it is
-// capped; slog's handlers escape it.
-func capText(s string) string {
-	const limit = 200
-	if len(s) > limit {
-		return s[:limit] + "…"
-	}
-	return s
 }

@@ -19,6 +19,8 @@ import (
 
 	"github.com/phase-protocol/plasm/node"
 	"github.com/phase-protocol/plasm/node/caps"
+	"github.com/phase-protocol/plasm/node/datadir"
+	"github.com/phase-protocol/plasm/node/phase"
 	"github.com/phase-protocol/plasm/node/version"
 )
 
@@ -57,16 +59,20 @@ type Server struct {
 	log    *slog.Logger
 	mux    *http.ServeMux
 	submit http.Handler
+	guard  *guard
 }
 
 // New returns the API handler for n. submit handles POST /v1/jobs (nil:
-// job submission is not offered).
+// job submission is not offered). It refuses requests as the zero Access
+// says (loopback Hosts only, no browser origin, no token) until SetAccess
+// says otherwise.
 func New(n *node.Node, log *slog.Logger, submit http.Handler) *Server {
 	s := &Server{n: n, log: log, mux: http.NewServeMux(), submit: submit}
+	s.guard = newGuard(s.mux, Access{})
 	s.mux.HandleFunc("GET /v1/node", s.handleNode)
 	s.mux.HandleFunc("GET /v1/peers", s.handlePeers)
 	s.mux.HandleFunc("GET /v1/find", s.handleFind)
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	s.mux.HandleFunc("GET /healthz", s.handleHealth)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(n.Metrics.Registry, promhttp.HandlerOpts{}))
 	if submit != nil {
 		s.mux.Handle("POST /v1/jobs", submit)
@@ -74,7 +80,10 @@ func New(n *node.Node, log *slog.Logger, submit http.Handler) *Server {
 	return s
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// SetAccess sets who may use the API. Call it before serving.
+func (s *Server) SetAccess(a Access) { s.guard = newGuard(s.mux, a) }
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.guard.ServeHTTP(w, r) }
 
 // Listen binds addr, warning loudly when it is not loopback: the API
 // submits jobs as this node and must not be open to the network unasked.
@@ -103,6 +112,21 @@ func Serve(ctx context.Context, l net.Listener, h http.Handler) error {
 		return err
 	}
 	return nil
+}
+
+// Health is GET /healthz: "ok", or "degraded" with what is wrong (a full
+// or read-only data directory) while the node keeps serving from memory.
+type Health struct {
+	Status   string            `json:"status"`
+	Problems []datadir.Problem `json:"problems,omitempty"`
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
+	h := Health{Status: "ok", Problems: s.n.Problems()}
+	if len(h.Problems) > 0 {
+		h.Status = "degraded"
+	}
+	writeJSON(w, http.StatusOK, h)
 }
 
 func (s *Server) handleNode(w http.ResponseWriter, r *http.Request) {
@@ -146,7 +170,7 @@ func (s *Server) handleFind(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
 	defer cancel()
-	found, err := s.n.Find(ctx, req, limit)
+	found, err := s.n.Lookup(ctx, req, limit) // a listing: nodes that joined a moment ago too
 	if err != nil && !errors.Is(err, caps.ErrNoMatch) {
 		writeError(w, http.StatusBadGateway, err)
 		return
@@ -173,14 +197,17 @@ func ParseRequirements(q map[string][]string) (caps.Requirements, int, error) {
 	}
 	known := map[string]bool{"runtime": true, "abi": true, "arch": true, "require_arch": true, "min_memory_mb": true,
 		"min_cores": true, "module_bytes": true, "timeout_seconds": true, "max_load": true, "limit": true}
-	for k := range q {
+	for k, v := range q {
 		if !known[k] {
 			return caps.Requirements{}, 0, fmt.Errorf("unknown query parameter %q", k)
+		}
+		if len(v) > 1 {
+			return caps.Requirements{}, 0, fmt.Errorf("%s: given %d times, at most once allowed", k, len(v))
 		}
 	}
 	req := caps.Requirements{Runtime: get("runtime"), ABI: get("abi"), Arch: get("arch")}
 	if req.Arch != "" {
-		a, err := caps.NormalizeArch(req.Arch)
+		a, err := phase.NormalizeArch(req.Arch)
 		if err != nil {
 			return req, 0, fmt.Errorf("arch: %w", err)
 		}
@@ -193,30 +220,37 @@ func ParseRequirements(q map[string][]string) (caps.Requirements, int, error) {
 		hi   int
 	}{{"min_memory_mb", &req.MinMemoryMB, 1 << 24}, {"min_cores", &req.MinCores, 4096},
 		{"timeout_seconds", &req.TimeoutSeconds, 7 * 24 * 3600}, {"max_load", &req.MaxLoad, 1 << 20}, {"limit", &limit, 1000}}
+	// A parameter given with an empty value is not absent: "limit=" is not
+	// an integer (API-8).
+	given := func(k string) bool { return len(q[k]) > 0 }
 	for _, p := range ints {
-		s := get(p.name)
-		if s == "" {
+		if !given(p.name) {
 			continue
 		}
+		s := get(p.name)
 		v, err := strconv.Atoi(s)
 		if err != nil || v < 0 || v > p.hi {
 			return req, 0, fmt.Errorf("%s: %q is not an integer in 0–%d", p.name, s, p.hi)
 		}
 		*p.dst = v
 	}
-	if s := get("module_bytes"); s != "" {
+	if s := get("module_bytes"); given("module_bytes") {
 		v, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || v < 0 {
 			return req, 0, fmt.Errorf("module_bytes: %q is not a non-negative integer", s)
 		}
 		req.MaxModuleBytes = v
 	}
-	if s := get("require_arch"); s != "" {
-		b, err := strconv.ParseBool(s)
-		if err != nil {
-			return req, 0, fmt.Errorf("require_arch: %q is not a boolean", s)
+	if s := get("require_arch"); given("require_arch") {
+		// Exactly the spellings §3.4 lists, not strconv.ParseBool's "T" or
+		// "FALSE".
+		switch s {
+		case "true", "1":
+			req.RequireArch = true
+		case "false", "0":
+		default:
+			return req, 0, fmt.Errorf("require_arch: %q is not true, false, 1 or 0", s)
 		}
-		req.RequireArch = b
 	}
 	return req, limit, nil
 }

@@ -20,7 +20,7 @@ import (
 	"github.com/phase-protocol/plasm/node/metrics"
 )
 
-func TestParseRequirements(t *testing.T) {
+func TestAPI8_ParseRequirements(t *testing.T) {
 	req, limit, err := ParseRequirements(url.Values{"min_memory_mb": {"512"}, "arch": {"x86_64"}, "require_arch": {"true"}, "limit": {"5"}, "module_bytes": {"1000"}})
 	require.NoError(t, err)
 	assert.Equal(t, 512, req.MinMemoryMB)
@@ -34,10 +34,16 @@ func TestParseRequirements(t *testing.T) {
 		want string
 	}{
 		{url.Values{"min_memory": {"1"}}, `unknown query parameter "min_memory"`},
+		{url.Values{"limit": {"1", "2"}}, `limit: given 2 times`},
 		{url.Values{"min_memory_mb": {"lots"}}, "min_memory_mb"},
 		{url.Values{"min_cores": {"-1"}}, "min_cores"},
 		{url.Values{"arch": {"z80"}}, "arch"},
 		{url.Values{"require_arch": {"maybe"}}, "require_arch"},
+		{url.Values{"require_arch": {"TRUE"}}, "require_arch"},
+		{url.Values{"require_arch": {"f"}}, "require_arch"},
+		{url.Values{"require_arch": {""}}, "require_arch"},
+		{url.Values{"limit": {""}}, "limit"},
+		{url.Values{"module_bytes": {""}}, "module_bytes"},
 		{url.Values{"module_bytes": {"-5"}}, "module_bytes"},
 		{url.Values{"limit": {"100000"}}, "limit"},
 	} {
@@ -70,7 +76,7 @@ func post(t *testing.T, h http.Handler, body string) (int, map[string]any) {
 	return rec.Code, out
 }
 
-func TestJobsHandler(t *testing.T) {
+func TestAPI10_JobsHandler(t *testing.T) {
 	node := peer.ID("\x00\x24\x08\x01\x12\x20" + strings.Repeat("k", 32))
 	sub := &fakeSubmitter{res: &client.Result{Node: node, Outcome: "exited", Stdout: []byte("cba\n"), ReceiptJSON: []byte(`{"version":"1"}`),
 		Attempts: []client.Attempt{{Node: node, Outcome: client.AttemptOK}}}}
@@ -81,7 +87,8 @@ func TestJobsHandler(t *testing.T) {
 	assert.Equal(t, []byte("\x00asm\x01\x00\x00\x00"), sub.got.Module)
 	assert.Equal(t, []byte("x"), sub.got.Stdin)
 	assert.Equal(t, 32, sub.got.MemoryMB)
-	assert.Equal(t, 2, sub.opts.Replicas)
+	assert.Equal(t, 2, sub.got.Replicas)
+	assert.Equal(t, 4, sub.got.Attempts)
 	assert.Equal(t, "cba\n", out["stdout"])
 	assert.Equal(t, "", out["stderr_base64"], "empty output is an empty string, not null")
 	assert.Equal(t, node.String(), out["node"])
@@ -89,7 +96,13 @@ func TestJobsHandler(t *testing.T) {
 
 	for _, tc := range []struct{ body, want string }{
 		{`{"module":"AGFzbQEAAAA="} xx`, "trailing data"},
-		{`{"modul":"AGFzbQEAAAA="}`, `unknown field "modul"`},
+		{`{"modul":"AGFzbQEAAAA="}`, `modul: unknown member`},
+		{`{"module":"AGFzbQEAAAA=","module":"AGFzbQEAAAA="}`, `duplicate member name "module"`},
+		{`{"MODULE":"AGFzbQEAAAA="}`, `MODULE: unknown member`},
+		{`{"module":"AGFzbQEAAAA=","args":null}`, `args: must not be null`},
+		{`{"module":"AGFzbQEAAAA=","memory_mb":1.5}`, `memory_mb: must be an integer`},
+		{`{"module":"AGFzbQEAAAA=","require_arch":true}`, `require_arch: is true but arch is absent`},
+		{`[]`, `want a JSON object`},
 		{`{}`, "module"},
 		{`{"module":"AGFzbQEAAAA=","memory_mb":99999}`, "memory_mb"},
 		{`{"module":"AGFzbQEAAAA=","seed":3}`, "seed"},

@@ -10,13 +10,13 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
-	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/phase-protocol/plasm/node/client"
 	"github.com/phase-protocol/plasm/node/metrics"
-	"github.com/phase-protocol/plasm/node/wire"
+	"github.com/phase-protocol/plasm/node/phase"
+	"github.com/phase-protocol/plasm/node/strictjson"
 )
 
 // MaxJobRequestBytes caps a POST /v1/jobs body (module and stdin travel
@@ -26,8 +26,8 @@ const MaxJobRequestBytes = 128 << 20
 // JobRequest is the body of POST /v1/jobs.
 type JobRequest struct {
 	Module         Base64   `json:"module"`
-	Args           []string `json:"args"`
-	Stdin          Base64   `json:"stdin"`
+	Args           []string `json:"args,omitempty"`
+	Stdin          Base64   `json:"stdin,omitempty"`
 	MemoryMB       int      `json:"memory_mb"`
 	TimeoutSeconds int      `json:"timeout_seconds"`
 	CPUCores       int      `json:"cpu_cores"`
@@ -70,6 +70,7 @@ type AttemptInfo struct {
 type JobResponse struct {
 	Outcome         string          `json:"outcome"`
 	ExitCode        int             `json:"exit_code"`
+	Detail          string          `json:"detail,omitempty"` // the node's note on the outcome (a trap message)
 	Stdout          *string         `json:"stdout,omitempty"` // present when valid UTF-8
 	StdoutBase64    []byte          `json:"stdout_base64"`
 	Stderr          *string         `json:"stderr,omitempty"`
@@ -97,24 +98,18 @@ type Submitter interface {
 // JobsHandler serves POST /v1/jobs through s.
 func JobsHandler(s Submitter, m *metrics.Metrics, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var req JobRequest
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxJobRequestBytes))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("job request: %w", err))
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxJobRequestBytes))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("job request: body over %d bytes or unreadable: %w", MaxJobRequestBytes, err))
 			return
 		}
-		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-			writeError(w, http.StatusBadRequest, errors.New("job request: trailing data after the JSON object"))
+		req, err := ParseJobRequest(body)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err)
 			return
 		}
-		if err := req.Validate(); err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("job request: %w", err))
-			return
-		}
-		job, opts := req.Job()
 		start := time.Now()
-		res, err := s.Run(r.Context(), job, opts)
+		res, err := s.Run(r.Context(), req.Job(), client.Options{})
 		if err != nil {
 			m.ClientJobs.WithLabelValues("failed").Inc()
 			log.Warn("job failed", "event", "api_job_failed", "error", err.Error(), "seconds", time.Since(start).Seconds())
@@ -130,7 +125,7 @@ func JobsHandler(s Submitter, m *metrics.Metrics, log *slog.Logger) http.Handler
 // Response converts a client result to the API's response body.
 func Response(res *client.Result) JobResponse {
 	// Empty output is "" in JSON, never null.
-	resp := JobResponse{Outcome: res.Outcome, ExitCode: res.ExitCode, StdoutBase64: nonNil(res.Stdout), StderrBase64: nonNil(res.Stderr),
+	resp := JobResponse{Outcome: res.Outcome, ExitCode: res.ExitCode, Detail: res.Detail, StdoutBase64: nonNil(res.Stdout), StderrBase64: nonNil(res.Stderr),
 		StdoutTruncated: res.StdoutTruncated, StderrTruncated: res.StderrTruncated, Node: res.Node.String(),
 		WallTimeMS: float64(res.WallTime.Microseconds()) / 1000, Attempts: attemptInfos(res.Attempts), Receipt: res.ReceiptJSON}
 	if utf8.Valid(res.Stdout) {
@@ -157,49 +152,72 @@ func Failure(err error) JobError {
 	return body
 }
 
-// Job converts a request to a client job and options.
-func (r JobRequest) Job() (client.Job, client.Options) {
-	return client.Job{Module: r.Module, Args: r.Args, Stdin: r.Stdin, MemoryMB: r.MemoryMB,
-			TimeoutSeconds: r.TimeoutSeconds, CPUCores: r.CPUCores, Arch: r.Arch, RequireArch: r.RequireArch,
-			Deterministic: r.Deterministic, Seed: r.Seed},
-		client.Options{Attempts: r.Attempts, Replicas: r.Replicas}
+// jobRequestNames are the members of a job request (spec-api §4.1).
+var jobRequestNames = []string{"module", "args", "stdin", "memory_mb", "timeout_seconds", "cpu_cores", "arch",
+	"require_arch", "attempts", "replicas", "deterministic", "seed"}
+
+// ParseJobRequest reads a POST /v1/jobs body strictly (node/strictjson): one
+// object, no duplicate, unknown, differently-cased or null members,
+// integers without fraction, base64 where the table says so (API-10).
+func ParseJobRequest(body []byte) (JobRequest, error) {
+	fail := func(err error) (JobRequest, error) {
+		var fe *strictjson.FieldError
+		if errors.As(err, &fe) {
+			return JobRequest{}, fmt.Errorf("job request: %s: %s", fe.Path, fe.Msg)
+		}
+		return JobRequest{}, fmt.Errorf("job request: %w", err)
+	}
+	f, err := strictjson.ParseObject(body)
+	if err != nil {
+		return fail(err)
+	}
+	f.Only(jobRequestNames...)
+	const lim = phase.MaxSafeInteger
+	req := JobRequest{
+		Args:           f.Strings("args", false, phase.MaxArgs),
+		MemoryMB:       int(f.Int("memory_mb", false, -lim, lim)),
+		TimeoutSeconds: int(f.Int("timeout_seconds", false, -lim, lim)),
+		CPUCores:       int(f.Int("cpu_cores", false, -lim, lim)),
+		Arch:           f.String("arch", false),
+		RequireArch:    f.Bool("require_arch", false),
+		Attempts:       int(f.Int("attempts", false, -lim, lim)),
+		Replicas:       int(f.Int("replicas", false, -lim, lim)),
+		Deterministic:  f.Bool("deterministic", false),
+		Seed:           f.Int64("seed", false),
+	}
+	for _, b := range []struct {
+		name string
+		into *Base64
+	}{{"module", &req.Module}, {"stdin", &req.Stdin}} {
+		s := f.String(b.name, false)
+		v, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			f.Fail(b.name, "not standard base64 (%v)", err)
+		}
+		*b.into = v
+	}
+	if err := f.Err(); err != nil {
+		return fail(err)
+	}
+	if err := req.Validate(); err != nil {
+		return fail(err)
+	}
+	return req, nil
 }
 
-// Validate checks a request's ranges; the error names the field.
+// Job converts a request to the job every front end shares.
+func (r JobRequest) Job() client.Job {
+	return client.Job{Module: r.Module, Args: r.Args, Stdin: r.Stdin, MemoryMB: r.MemoryMB,
+		TimeoutSeconds: r.TimeoutSeconds, CPUCores: r.CPUCores, Arch: r.Arch, RequireArch: r.RequireArch,
+		Deterministic: r.Deterministic, Seed: r.Seed, Attempts: r.Attempts, Replicas: r.Replicas}
+}
+
+// Validate checks the request with phase.Job.Validate, the one set of
+// rules and wordings every front end uses; the error names the member
+// (API-10).
 func (r JobRequest) Validate() error {
-	switch {
-	case len(r.Module) == 0:
-		return errors.New("module: missing or empty (base64 of the .wasm bytes)")
-	case r.MemoryMB < 0 || r.MemoryMB > 32768:
-		return fmt.Errorf("memory_mb: %d out of range 0–32768 (0: default)", r.MemoryMB)
-	case r.TimeoutSeconds < 0 || r.TimeoutSeconds > 3600:
-		return fmt.Errorf("timeout_seconds: %d out of range 0–3600 (0: default)", r.TimeoutSeconds)
-	case r.CPUCores < 0 || r.CPUCores > 64:
-		return fmt.Errorf("cpu_cores: %d out of range 0–64 (0: default)", r.CPUCores)
-	case r.Attempts < 0 || r.Attempts > 100:
-		return fmt.Errorf("attempts: %d out of range 0–100 (0: default)", r.Attempts)
-	case r.Replicas < 0 || r.Replicas > 16:
-		return fmt.Errorf("replicas: %d out of range 0–16 (0: one)", r.Replicas)
-	case len(r.Args) > 1024:
-		return fmt.Errorf("args: %d arguments, at most 1024", len(r.Args))
-	case r.Seed != 0 && !r.Deterministic:
-		return errors.New("seed: only meaningful with deterministic: true")
-	case r.RequireArch && r.Arch == "":
-		return errors.New("require_arch: needs arch")
-	case r.Attempts > 0 && r.Attempts < max(r.Replicas, 1):
-		return fmt.Errorf("attempts: %d is fewer than replicas %d", r.Attempts, r.Replicas)
-	}
-	if r.Arch != "" {
-		if _, err := wire.NormalizeArch(r.Arch); err != nil {
-			return fmt.Errorf("arch: %w", err)
-		}
-	}
-	for i, a := range r.Args {
-		if strings.IndexByte(a, 0) >= 0 {
-			return fmt.Errorf("args[%d]: contains a NUL byte", i)
-		}
-	}
-	return nil
+	j := r.Job()
+	return j.Validate()
 }
 
 func nonNil(b []byte) []byte {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,10 +44,14 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"bad duration", `{"caps":{"ttl":"soon"}}`, "ttl"},
 		{"ttl under interval", `{"caps":{"republish_interval":"10m","ttl":"5m"}}`, "caps.ttl"},
 		{"bad auth mode", `{"jobs":{"auth":{"mode":"closed"}}}`, "jobs.auth.mode"},
+		{"bad wasm tier", `{"wasm":{"tier":"jit"}}`, "wasm.tier"},
+		{"tiny memory cache", `{"wasm":{"memory_cache_mb":1}}`, "wasm.memory_cache_mb"},
 		{"bad peer id in deny", `{"jobs":{"auth":{"deny":["nope"]}}}`, "jobs.auth.deny[0]"},
 		{"bad log level", `{"log":{"level":"loud"}}`, "log.level"},
+		{"bad reachability", `{"network":{"reachability":"sometimes"}}`, "network.reachability"},
 		{"trailing data", `{} {}`, "trailing data"},
 		{"conn high under low", `{"network":{"conn_low":10,"conn_high":5}}`, "network.conn_high"},
+		{"trusted network not a CIDR", `{"network":{"trusted_networks":["10.0.0.0/8","10.0.0.1"]}}`, `network.trusted_networks[1]: "10.0.0.1" is not a CIDR`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse([]byte(tc.doc))
@@ -56,7 +61,18 @@ func TestParseErrorsNameTheField(t *testing.T) {
 	}
 }
 
-func TestParseBootstrap(t *testing.T) {
+func TestTrustedPrefixes(t *testing.T) {
+	c, err := Parse([]byte(`{"network":{"trusted_networks":["10.1.2.3/16","fd00::/8"]}}`))
+	require.NoError(t, err)
+	got, err := c.Network.TrustedPrefixes()
+	require.NoError(t, err)
+	assert.Equal(t, []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16"), netip.MustParsePrefix("fd00::/8")}, got)
+	got, err = Default().Network.TrustedPrefixes()
+	require.NoError(t, err)
+	assert.Empty(t, got, "no network is trusted by default")
+}
+
+func TestDHT2_ParseBootstrap(t *testing.T) {
 	addr := "/ip4/127.0.0.1/tcp/4747/p2p/" + peerA
 	peers, err := ParseBootstrap([]string{addr, "/ip4/127.0.0.1/udp/4747/quic-v1/p2p/" + peerA})
 	require.NoError(t, err)

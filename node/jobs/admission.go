@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"runtime"
@@ -9,7 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/phase-protocol/plasm/node/config"
-	"github.com/phase-protocol/plasm/node/wasm"
+	"github.com/phase-protocol/plasm/node/phase"
 	"github.com/phase-protocol/plasm/node/wire"
 )
 
@@ -43,6 +44,10 @@ type Policy struct {
 	MaxConcurrent int // jobs running at once
 	QueueSize     int // accepted jobs waiting for a run slot, beyond MaxConcurrent
 	MaxPerPeer    int // accepted, unfinished jobs of one peer
+
+	MaxUploads          int // accepted streams still sending their payload
+	MaxUploadsPerPrefix int // of those, from one address prefix
+	MaxJobsPerPrefix    int // jobs queued or running from one address prefix
 }
 
 // NewPolicy builds the policy for cfg on this machine: the node's GOARCH and
@@ -74,18 +79,18 @@ func NewPolicy(cfg config.Jobs) (Policy, error) {
 			bad(f.field, "must be ≥ 0, got %d", f.v)
 		}
 	}
-	if cfg.MaxMemoryMB > wire.MaxMemoryMB {
-		bad("max_memory_mb", "%d is over the protocol maximum %d", cfg.MaxMemoryMB, wire.MaxMemoryMB)
+	if cfg.MaxMemoryMB > phase.MaxMemoryMB {
+		bad("max_memory_mb", "%d is over the protocol maximum %d", cfg.MaxMemoryMB, phase.MaxMemoryMB)
 	}
-	if cfg.MaxTimeoutSeconds > wire.MaxTimeoutMS/1000 {
-		bad("max_timeout_seconds", "%d is over the protocol maximum %d", cfg.MaxTimeoutSeconds, wire.MaxTimeoutMS/1000)
+	if cfg.MaxTimeoutSeconds > phase.MaxTimeoutSeconds {
+		bad("max_timeout_seconds", "%d is over the protocol maximum %d", cfg.MaxTimeoutSeconds, phase.MaxTimeoutSeconds)
 	}
 	p := Policy{
 		Mode:              cfg.Auth.Mode,
 		Allow:             map[peer.ID]bool{},
 		Deny:              map[peer.ID]bool{},
 		Arch:              runtime.GOARCH,
-		ABIs:              []string{wasm.WASIModule},
+		ABIs:              []string{phase.ABIWASIP1},
 		Deterministic:     true,
 		CPUCores:          runtime.NumCPU(),
 		MemoryMB:          cfg.MaxMemoryMB * max(cfg.MaxConcurrent, 1),
@@ -99,6 +104,12 @@ func NewPolicy(cfg config.Jobs) (Policy, error) {
 		QueueSize:         cfg.MaxConcurrent,
 		MaxPerPeer:        cfg.MaxPerPeer,
 	}
+	// Zero takes the shipped default, so a configuration written before
+	// these keys existed keeps working.
+	def := config.Default().Jobs
+	p.MaxUploads = cmp.Or(cfg.MaxUploads, def.MaxUploads)
+	p.MaxUploadsPerPrefix = min(cmp.Or(cfg.MaxUploadsPerPrefix, def.MaxUploadsPerPrefix), p.MaxUploads)
+	p.MaxJobsPerPrefix = min(cmp.Or(cfg.MaxJobsPerPrefix, def.MaxJobsPerPrefix), p.MaxConcurrent+p.QueueSize)
 	if p.Mode == "" {
 		p.Mode = AuthOpen
 	}
@@ -129,10 +140,13 @@ func NewPolicy(cfg config.Jobs) (Policy, error) {
 // the caller (which holds the lock that makes deciding and reserving one
 // step).
 type State struct {
-	Admitted     int  // accepted jobs not finished yet: running plus queued
-	PeerInFlight int  // of those, the offering peer's
-	NonceSeen    bool // the offer's nonce is in the replay cache
-	Draining     bool // the server is shutting down
+	Admitted      int  // jobs whose payload arrived, not finished yet: running plus queued
+	PeerInFlight  int  // the offering peer's accepted streams not finished: uploading, queued or running
+	Uploads       int  // accepted streams still sending their payload
+	PrefixUploads int  // of those, from the offering peer's address prefix
+	PrefixJobs    int  // jobs queued or running from the offering peer's address prefix
+	NonceSeen     bool // the offer's nonce is in the replay cache
+	Draining      bool // the server is shutting down
 }
 
 // Admit decides one offer. It returns the limits the node will enforce, or
@@ -154,56 +168,65 @@ func Admit(p Policy, st State, from peer.ID, o *wire.Offer) (wire.AppliedLimits,
 		return wire.AppliedLimits{}, &wire.Rejected{Type: wire.TypeRejected, Reason: reason, Detail: fmt.Sprintf(format, a...)}
 	}
 	if o == nil {
-		return reject(wire.ReasonInvalidRequest, "no offer")
+		return reject(phase.ReasonInvalidRequest, "no offer")
 	}
 	if p.Deny[from] {
-		return reject(wire.ReasonUnauthorized, "this node does not take jobs from peer %s", from)
+		return reject(phase.ReasonUnauthorized, "this node does not take jobs from peer %s", from)
 	}
 	if p.Mode != AuthOpen && !p.Allow[from] {
-		return reject(wire.ReasonUnauthorized, "this node takes jobs only from its allowlist, which does not include peer %s", from)
+		return reject(phase.ReasonUnauthorized, "this node takes jobs only from its allowlist, which does not include peer %s", from)
 	}
 	if err := o.Validate(); err != nil {
-		return reject(wire.ReasonInvalidRequest, "%v", err)
+		return reject(phase.ReasonInvalidRequest, "%v", err)
 	}
 	// An offer cannot name another runtime or ABI in protocol v1: every job
 	// is a WASI preview 1 module. The check stays so a node whose runtime
 	// lost that ABI refuses instead of failing every job.
-	if !slices.Contains(p.ABIs, wasm.WASIModule) {
-		return reject(wire.ReasonRuntimeNotSupported, "this node's runtime does not provide %s", wasm.WASIModule)
+	if !slices.Contains(p.ABIs, phase.ABIWASIP1) {
+		return reject(phase.ReasonRuntimeNotSupported, "this node's runtime does not provide %s", phase.ABIWASIP1)
 	}
 	if o.Deterministic && !p.Deterministic {
-		return reject(wire.ReasonRuntimeNotSupported, "this node does not run jobs in deterministic mode")
+		return reject(phase.ReasonRuntimeNotSupported, "this node does not run jobs in deterministic mode")
 	}
 	if o.RequireArch {
-		want, _ := wire.NormalizeArch(o.Arch) // Validate checked it
+		want, _ := phase.NormalizeArch(o.Arch) // Validate checked it
 		if want != p.Arch {
-			return reject(wire.ReasonArchMismatch, "offer requires arch %s, this node is %s", want, p.Arch)
+			return reject(phase.ReasonArchMismatch, "offer requires arch %s, this node is %s", want, p.Arch)
 		}
 	}
 	if o.ModuleSize > p.MaxModuleBytes {
-		return reject(wire.ReasonTooLarge, "module_size %d is over this node's limit of %d bytes", o.ModuleSize, p.MaxModuleBytes)
+		return reject(phase.ReasonTooLarge, "module_size %d is over this node's limit of %d bytes", o.ModuleSize, p.MaxModuleBytes)
 	}
 	if o.StdinSize > p.MaxStdinBytes {
-		return reject(wire.ReasonTooLarge, "stdin_size %d is over this node's limit of %d bytes", o.StdinSize, p.MaxStdinBytes)
+		return reject(phase.ReasonTooLarge, "stdin_size %d is over this node's limit of %d bytes", o.StdinSize, p.MaxStdinBytes)
 	}
 	mf := o.Manifest
 	if mf.CPUCores > p.CPUCores {
-		return reject(wire.ReasonInsufficientResources, "manifest asks for %d CPU cores, this node offers %d", mf.CPUCores, p.CPUCores)
+		return reject(phase.ReasonInsufficientResources, "manifest asks for %d CPU cores, this node offers %d", mf.CPUCores, p.CPUCores)
 	}
 	if mf.MemoryMB > p.MemoryMB {
-		return reject(wire.ReasonInsufficientResources, "manifest asks for %d MB of memory, this node offers %d MB to jobs", mf.MemoryMB, p.MemoryMB)
+		return reject(phase.ReasonInsufficientResources, "manifest asks for %d MB of memory, this node offers %d MB to jobs", mf.MemoryMB, p.MemoryMB)
 	}
 	if st.NonceSeen {
-		return reject(wire.ReasonReplayedNonce, "nonce %s was already used", o.Nonce)
+		return reject(phase.ReasonReplayedNonce, "nonce %s was already used", o.Nonce)
 	}
 	if st.Draining {
-		return reject(wire.ReasonQueueFull, "node is shutting down")
+		return reject(phase.ReasonQueueFull, "node is shutting down")
 	}
 	if st.Admitted >= p.MaxConcurrent+p.QueueSize {
-		return reject(wire.ReasonQueueFull, "node is busy: %d jobs running or queued, limit %d", st.Admitted, p.MaxConcurrent+p.QueueSize)
+		return reject(phase.ReasonQueueFull, "node is busy: %d jobs running or queued, limit %d", st.Admitted, p.MaxConcurrent+p.QueueSize)
 	}
 	if st.PeerInFlight >= p.MaxPerPeer {
-		return reject(wire.ReasonQueueFull, "peer %s already has %d jobs in flight, limit %d", from, st.PeerInFlight, p.MaxPerPeer)
+		return reject(phase.ReasonQueueFull, "peer %s already has %d jobs in flight, limit %d", from, st.PeerInFlight, p.MaxPerPeer)
+	}
+	if p.MaxJobsPerPrefix > 0 && st.PrefixJobs >= p.MaxJobsPerPrefix {
+		return reject(phase.ReasonQueueFull, "this address prefix already has %d jobs queued or running, limit %d", st.PrefixJobs, p.MaxJobsPerPrefix)
+	}
+	if p.MaxUploads > 0 && st.Uploads >= p.MaxUploads {
+		return reject(phase.ReasonQueueFull, "node is busy: %d accepted streams still sending their payload, limit %d", st.Uploads, p.MaxUploads)
+	}
+	if p.MaxUploadsPerPrefix > 0 && st.PrefixUploads >= p.MaxUploadsPerPrefix {
+		return reject(phase.ReasonQueueFull, "this address prefix already has %d streams sending their payload, limit %d", st.PrefixUploads, p.MaxUploadsPerPrefix)
 	}
 	return wire.AppliedLimits{
 		MemoryMB:  min(mf.MemoryMB, p.MaxMemoryMB),

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"encoding/json"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/phase-protocol/plasm/node/config"
 	"github.com/phase-protocol/plasm/node/identity"
 	"github.com/phase-protocol/plasm/node/manifest"
+	"github.com/phase-protocol/plasm/node/phase"
 	"github.com/phase-protocol/plasm/node/wire"
 )
 
@@ -32,6 +34,7 @@ func testPolicy() Policy {
 		MaxMemoryMB: 512, MaxTimeoutSeconds: 60,
 		StdoutCap: 1000, StderrCap: 100,
 		MaxConcurrent: 2, QueueSize: 2, MaxPerPeer: 2,
+		MaxUploads: 8, MaxUploadsPerPrefix: 4, MaxJobsPerPrefix: 3,
 	}
 }
 
@@ -44,7 +47,7 @@ func testOffer() *wire.Offer {
 	}
 }
 
-func TestAdmit(t *testing.T) {
+func TestEXEC7_JOB15_Admit(t *testing.T) {
 	me, other := testPeer(t), testPeer(t)
 	for _, tc := range []struct {
 		name   string
@@ -71,31 +74,36 @@ func TestAdmit(t *testing.T) {
 		{name: "last queue place", state: State{Admitted: 3, PeerInFlight: 1},
 			limits: wire.AppliedLimits{MemoryMB: 64, TimeoutMS: 10000, StdoutCap: 1000, StderrCap: 100}},
 
-		{name: "nil offer", offer: func(o *wire.Offer) { o.JobID = "<nil>" }, reason: wire.ReasonInvalidRequest, detail: "no offer"},
-		{name: "denylisted", policy: func(p *Policy) { p.Deny[me] = true }, reason: wire.ReasonUnauthorized, detail: "does not take jobs"},
-		{name: "deny beats allow", policy: func(p *Policy) { p.Mode = AuthAllowlist; p.Allow[me] = true; p.Deny[me] = true }, reason: wire.ReasonUnauthorized},
-		{name: "not on the allowlist", policy: func(p *Policy) { p.Mode = AuthAllowlist; p.Allow[other] = true }, reason: wire.ReasonUnauthorized, detail: "allowlist"},
-		{name: "unauthorized before invalid", policy: func(p *Policy) { p.Deny[me] = true }, offer: func(o *wire.Offer) { o.Nonce = "x" }, reason: wire.ReasonUnauthorized},
-		{name: "bad nonce", offer: func(o *wire.Offer) { o.Nonce = "XYZ" }, reason: wire.ReasonInvalidRequest, detail: `"nonce"`},
-		{name: "bad job id", offer: func(o *wire.Offer) { o.JobID = "a b" }, reason: wire.ReasonInvalidRequest, detail: `"job_id"`},
-		{name: "manifest memory out of range", offer: func(o *wire.Offer) { o.Manifest.MemoryMB = 0 }, reason: wire.ReasonInvalidRequest, detail: "memory_mb"},
-		{name: "manifest bad hash", offer: func(o *wire.Offer) { o.Manifest.ModuleHash = "md5:x" }, reason: wire.ReasonInvalidRequest, detail: "module_hash"},
-		{name: "negative module size", offer: func(o *wire.Offer) { o.ModuleSize = -1 }, reason: wire.ReasonInvalidRequest, detail: "module_size"},
-		{name: "too many args", offer: func(o *wire.Offer) { o.ArgsCount = wire.MaxArgs + 1 }, reason: wire.ReasonInvalidRequest, detail: "args_count"},
-		{name: "unknown arch", offer: func(o *wire.Offer) { o.Arch = "vax" }, reason: wire.ReasonInvalidRequest, detail: "arch"},
-		{name: "seed without deterministic", offer: func(o *wire.Offer) { o.Seed = 5 }, reason: wire.ReasonInvalidRequest, detail: "seed"},
-		{name: "runtime without WASI", policy: func(p *Policy) { p.ABIs = []string{"wasi_preview2"} }, reason: wire.ReasonRuntimeNotSupported, detail: "wasi_snapshot_preview1"},
-		{name: "no deterministic mode", policy: func(p *Policy) { p.Deterministic = false }, offer: func(o *wire.Offer) { o.Deterministic = true }, reason: wire.ReasonRuntimeNotSupported, detail: "deterministic"},
-		{name: "required arch differs", offer: func(o *wire.Offer) { o.Arch, o.RequireArch = "aarch64", true }, reason: wire.ReasonArchMismatch, detail: "arm64"},
-		{name: "module too large", offer: func(o *wire.Offer) { o.ModuleSize = 1<<20 + 1 }, reason: wire.ReasonTooLarge, detail: "module_size"},
-		{name: "stdin too large", offer: func(o *wire.Offer) { o.StdinSize = 1<<10 + 1 }, reason: wire.ReasonTooLarge, detail: "stdin_size"},
-		{name: "too many cores", offer: func(o *wire.Offer) { o.Manifest.CPUCores = 5 }, reason: wire.ReasonInsufficientResources, detail: "CPU cores"},
-		{name: "more memory than the node has", offer: func(o *wire.Offer) { o.Manifest.MemoryMB = 4096 }, reason: wire.ReasonInsufficientResources, detail: "memory"},
-		{name: "replayed nonce", state: State{NonceSeen: true}, reason: wire.ReasonReplayedNonce, detail: "already used"},
-		{name: "replay before load", state: State{NonceSeen: true, Admitted: 100}, reason: wire.ReasonReplayedNonce},
-		{name: "draining", state: State{Draining: true}, reason: wire.ReasonQueueFull, detail: "shutting down"},
-		{name: "global queue full", state: State{Admitted: 4}, reason: wire.ReasonQueueFull, detail: "busy"},
-		{name: "peer at its limit", state: State{Admitted: 2, PeerInFlight: 2}, reason: wire.ReasonQueueFull, detail: "in flight"},
+		{name: "nil offer", offer: func(o *wire.Offer) { o.JobID = "<nil>" }, reason: phase.ReasonInvalidRequest, detail: "no offer"},
+		{name: "denylisted", policy: func(p *Policy) { p.Deny[me] = true }, reason: phase.ReasonUnauthorized, detail: "does not take jobs"},
+		{name: "deny beats allow", policy: func(p *Policy) { p.Mode = AuthAllowlist; p.Allow[me] = true; p.Deny[me] = true }, reason: phase.ReasonUnauthorized},
+		{name: "not on the allowlist", policy: func(p *Policy) { p.Mode = AuthAllowlist; p.Allow[other] = true }, reason: phase.ReasonUnauthorized, detail: "allowlist"},
+		{name: "unauthorized before invalid", policy: func(p *Policy) { p.Deny[me] = true }, offer: func(o *wire.Offer) { o.Nonce = "x" }, reason: phase.ReasonUnauthorized},
+		{name: "bad nonce", offer: func(o *wire.Offer) { o.Nonce = "XYZ" }, reason: phase.ReasonInvalidRequest, detail: `"nonce"`},
+		{name: "bad job id", offer: func(o *wire.Offer) { o.JobID = "a b" }, reason: phase.ReasonInvalidRequest, detail: `"job_id"`},
+		{name: "manifest memory out of range", offer: func(o *wire.Offer) { o.Manifest.MemoryMB = 0 }, reason: phase.ReasonInvalidRequest, detail: "memory_mb"},
+		{name: "manifest bad hash", offer: func(o *wire.Offer) { o.Manifest.ModuleHash = "md5:x" }, reason: phase.ReasonInvalidRequest, detail: "module_hash"},
+		{name: "negative module size", offer: func(o *wire.Offer) { o.ModuleSize = -1 }, reason: phase.ReasonInvalidRequest, detail: "module_size"},
+		{name: "too many args", offer: func(o *wire.Offer) { o.ArgsCount = phase.MaxArgs + 1 }, reason: phase.ReasonInvalidRequest, detail: "args_count"},
+		{name: "unknown arch", offer: func(o *wire.Offer) { o.Arch = "vax" }, reason: phase.ReasonInvalidRequest, detail: "arch"},
+		{name: "seed without deterministic", offer: func(o *wire.Offer) { o.Seed = 5 }, reason: phase.ReasonInvalidRequest, detail: "seed"},
+		{name: "runtime without WASI", policy: func(p *Policy) { p.ABIs = []string{"wasi_preview2"} }, reason: phase.ReasonRuntimeNotSupported, detail: "wasi_snapshot_preview1"},
+		{name: "no deterministic mode", policy: func(p *Policy) { p.Deterministic = false }, offer: func(o *wire.Offer) { o.Deterministic = true }, reason: phase.ReasonRuntimeNotSupported, detail: "deterministic"},
+		{name: "required arch differs", offer: func(o *wire.Offer) { o.Arch, o.RequireArch = "aarch64", true }, reason: phase.ReasonArchMismatch, detail: "arm64"},
+		{name: "module too large", offer: func(o *wire.Offer) { o.ModuleSize = 1<<20 + 1 }, reason: phase.ReasonTooLarge, detail: "module_size"},
+		{name: "stdin too large", offer: func(o *wire.Offer) { o.StdinSize = 1<<10 + 1 }, reason: phase.ReasonTooLarge, detail: "stdin_size"},
+		{name: "too many cores", offer: func(o *wire.Offer) { o.Manifest.CPUCores = 5 }, reason: phase.ReasonInsufficientResources, detail: "CPU cores"},
+		{name: "more memory than the node has", offer: func(o *wire.Offer) { o.Manifest.MemoryMB = 4096 }, reason: phase.ReasonInsufficientResources, detail: "memory"},
+		{name: "replayed nonce", state: State{NonceSeen: true}, reason: phase.ReasonReplayedNonce, detail: "already used"},
+		{name: "replay before load", state: State{NonceSeen: true, Admitted: 100}, reason: phase.ReasonReplayedNonce},
+		{name: "draining", state: State{Draining: true}, reason: phase.ReasonQueueFull, detail: "shutting down"},
+		{name: "global queue full", state: State{Admitted: 4}, reason: phase.ReasonQueueFull, detail: "busy"},
+		{name: "peer at its limit", state: State{Admitted: 2, PeerInFlight: 2}, reason: phase.ReasonQueueFull, detail: "in flight"},
+		{name: "uploads hold no queue place", state: State{Admitted: 3, Uploads: 7, PrefixUploads: 3},
+			limits: wire.AppliedLimits{MemoryMB: 64, TimeoutMS: 10000, StdoutCap: 1000, StderrCap: 100}},
+		{name: "prefix at its job limit", state: State{Admitted: 3, PrefixJobs: 3}, reason: phase.ReasonQueueFull, detail: "address prefix already has 3 jobs"},
+		{name: "uploads full", state: State{Uploads: 8}, reason: phase.ReasonQueueFull, detail: "still sending their payload"},
+		{name: "prefix uploads full", state: State{Uploads: 4, PrefixUploads: 4}, reason: phase.ReasonQueueFull, detail: "address prefix already has 4 streams"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := testPolicy()
@@ -168,7 +176,7 @@ func TestNewPolicy(t *testing.T) {
 
 // FuzzAdmit: no offer, however odd, makes Admit panic, and whatever it
 // accepts gets limits that validate and never exceed the request.
-func FuzzAdmit(f *testing.F) {
+func FuzzJOB3_Admit(f *testing.F) {
 	seed, _ := json.Marshal(testOffer())
 	f.Add(seed, 0, 0, false)
 	f.Add([]byte(`{"type":"offer","job_id":"j","nonce":"`+strings.Repeat("0", 64)+`","manifest":{"version":"0.1","module_hash":"sha256:`+strings.Repeat("a", 64)+`","cpu_cores":64,"memory_mb":32768,"timeout_seconds":3600},"module_size":0,"stdin_size":0,"args_count":0,"arch":"aarch64","require_arch":true}`), 3, 1, true)
@@ -198,4 +206,39 @@ func FuzzAdmit(f *testing.F) {
 			t.Fatalf("accepted sizes %d/%d over the caps", o.ModuleSize, o.StdinSize)
 		}
 	})
+}
+
+func TestAddrPrefix(t *testing.T) {
+	for _, tc := range []struct{ ip, want string }{
+		{"203.0.113.77", "203.0.113.0/24"},
+		{"203.0.113.1", "203.0.113.0/24"},
+		{"203.0.114.1", "203.0.114.0/24"},
+		{"::ffff:203.0.113.9", "203.0.113.0/24"}, // IPv4-mapped counts as IPv4
+		{"2001:db8:abcd:12::1", "2001:db8:abcd::/48"},
+		{"2001:db8:abce::1", "2001:db8:abce::/48"},
+		{"127.0.0.1", "loopback"},
+		{"127.9.9.9", "loopback"},
+		{"::1", "loopback"},
+	} {
+		t.Run(tc.ip, func(t *testing.T) {
+			assert.Equal(t, tc.want, AddrPrefix(net.ParseIP(tc.ip)))
+		})
+	}
+	assert.Equal(t, "", AddrPrefix(nil))
+}
+
+func TestNewPolicyUploadLimits(t *testing.T) {
+	cfg := config.Default().Jobs
+	cfg.MaxUploads, cfg.MaxUploadsPerPrefix, cfg.MaxJobsPerPrefix = 0, 0, 0 // a config written before these keys
+	p, err := NewPolicy(cfg)
+	require.NoError(t, err)
+	def := config.Default().Jobs
+	assert.Equal(t, def.MaxUploads, p.MaxUploads)
+	assert.Equal(t, def.MaxUploadsPerPrefix, p.MaxUploadsPerPrefix)
+	assert.Equal(t, def.MaxJobsPerPrefix, p.MaxJobsPerPrefix)
+
+	cfg.MaxConcurrent, cfg.MaxPerPeer, cfg.MaxJobsPerPrefix = 2, 2, 100
+	p, err = NewPolicy(cfg)
+	require.NoError(t, err)
+	assert.Equal(t, 4, p.MaxJobsPerPrefix, "no more than the queue and the run slots")
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/phase-protocol/plasm/internal/testwasm"
 	"github.com/phase-protocol/plasm/node/config"
 	"github.com/phase-protocol/plasm/node/manifest"
+	"github.com/phase-protocol/plasm/node/phase"
 	"github.com/phase-protocol/plasm/node/receipt"
 	"github.com/phase-protocol/plasm/node/wasm"
 	"github.com/phase-protocol/plasm/node/wire"
@@ -23,14 +24,14 @@ import (
 // output, and full receipt verification. It returns errors instead of
 // failing, so benchmark goroutines can call it.
 func clientJob(ctx context.Context, c *testClient, module []byte, mf manifest.Manifest, args []string, stdin []byte) ([]byte, error) {
-	s, err := c.h.NewStream(ctx, c.node, wire.ProtocolJob)
+	s, err := c.h.NewStream(ctx, c.node, phase.ProtocolJob)
 	if err != nil {
 		return nil, fmt.Errorf("open stream: %w", err)
 	}
 	defer s.Reset() // no-op once both sides closed
 	_ = s.SetDeadline(time.Now().Add(30 * time.Second))
 	br := bufio.NewReader(s)
-	offer := wire.Offer{JobID: NewJobID(), Nonce: wire.NewNonce(), Manifest: mf,
+	offer := wire.Offer{JobID: NewJobID(), Nonce: phase.NewNonce(), Manifest: mf,
 		ModuleSize: int64(len(module)), StdinSize: int64(len(stdin)), ArgsCount: len(args)}
 	if err := wire.WriteControl(s, offer); err != nil {
 		return nil, err
@@ -85,7 +86,7 @@ func clientJob(ctx context.Context, c *testClient, module []byte, mf manifest.Ma
 	if err != nil {
 		return nil, err
 	}
-	if res.Outcome != wire.OutcomeExited || rc.Outcome != res.Outcome {
+	if res.Outcome != phase.OutcomeExited || rc.Outcome != res.Outcome {
 		return nil, fmt.Errorf("outcome %s (receipt %s): %s", res.Outcome, rc.Outcome, res.Detail)
 	}
 	return stdout, nil

@@ -19,7 +19,7 @@ type fakeClock struct{ t time.Time }
 func (c *fakeClock) now() time.Time          { return c.t }
 func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
-func TestNonceCache(t *testing.T) {
+func TestJOB15_NonceCache(t *testing.T) {
 	t.Run("remembers for the TTL", func(t *testing.T) {
 		clk := &fakeClock{t: time.Unix(1000, 0)}
 		c := NewNonceCache(10, time.Minute)

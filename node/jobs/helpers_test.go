@@ -23,7 +23,9 @@ import (
 	"github.com/phase-protocol/plasm/node/identity"
 	"github.com/phase-protocol/plasm/node/manifest"
 	"github.com/phase-protocol/plasm/node/metrics"
+	"github.com/phase-protocol/plasm/node/phase"
 	"github.com/phase-protocol/plasm/node/receipt"
+	"github.com/phase-protocol/plasm/node/session"
 	"github.com/phase-protocol/plasm/node/wasm"
 	"github.com/phase-protocol/plasm/node/wire"
 )
@@ -96,7 +98,7 @@ func newTestNodeLog(tb testing.TB, mutate func(*config.Jobs), log *slog.Logger) 
 	require.NoError(tb, err)
 	tb.Cleanup(func() { _ = exec.Close(context.Background()) })
 	m := metrics.New()
-	srv, err := NewServer(h, exec, id, cfg, m, log)
+	srv, err := NewServer(Options{Host: h, Exec: exec, Identity: id, Config: cfg, Metrics: m, Log: log})
 	require.NoError(tb, err)
 	srv.Start()
 	tb.Cleanup(func() {
@@ -139,10 +141,14 @@ func (j jobSpec) manifest() manifest.Manifest {
 	return manifest.Manifest{Version: "0.1", ModuleHash: wasm.HashModule(j.module), CPUCores: 1, MemoryMB: 64, TimeoutSeconds: 10}
 }
 
-// exchange is one stream's worth of client-side state and what came back.
+// clientExchange is one stream's worth of client-side state and what came
+// back. The steps run through session.Client, the client side every
+// client uses; tests reach past it (s, br) only to send what no honest
+// client would.
 type clientExchange struct {
 	s        network.Stream
-	br       *bufio.Reader
+	sc       *session.Client
+	br       *bufio.Reader // sc's reader, for raw reads after a step
 	offer    wire.Offer
 	accepted *wire.Accepted
 	rejected *wire.Rejected
@@ -156,72 +162,53 @@ func (c *testClient) open(tb testing.TB) *clientExchange {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := c.h.NewStream(ctx, c.node, wire.ProtocolJob)
+	s, err := c.h.NewStream(ctx, c.node, phase.ProtocolJob)
 	require.NoError(tb, err)
-	// Generous: the first hello run compiles a 2.6 MB module, slow under -race.
-	_ = s.SetDeadline(time.Now().Add(3 * time.Minute))
 	tb.Cleanup(func() { _ = s.Reset() })
-	return &clientExchange{s: s, br: bufio.NewReader(s)}
+	sc := session.NewClient(s, wire.Caps{})
+	return &clientExchange{s: s, sc: sc, br: sc.Reader()}
 }
 
-// offer sends the offer for j and reads accepted, rejected or error.
+// exchangeTimeout is generous: the first hello run compiles a 2.6 MB
+// module, slow under -race.
+const exchangeTimeout = 3 * time.Minute
+
+// sendOffer sends the offer for j (as edited, not validated: tests send bad
+// offers too) and reads accepted, rejected or error.
 func (x *clientExchange) sendOffer(tb testing.TB, j jobSpec) {
 	tb.Helper()
 	nonce := j.nonce
 	if nonce == "" {
-		nonce = wire.NewNonce()
+		nonce = phase.NewNonce()
 	}
 	x.offer = wire.Offer{
-		JobID: NewJobID(), Nonce: nonce, Manifest: j.manifest(),
+		JobID: phase.NewJobID(), Nonce: nonce, Manifest: j.manifest(),
 		ModuleSize: int64(len(j.module)), StdinSize: int64(len(j.stdin)), ArgsCount: len(j.args),
 	}
 	if j.edit != nil {
 		j.edit(&x.offer)
 	}
-	body, err := json.Marshal(x.offer) // not validated: tests send bad offers too
+	body, err := json.Marshal(x.offer)
 	require.NoError(tb, err)
-	require.NoError(tb, wire.WriteControl(x.s, json.RawMessage(body)))
-	msg, err := wire.ReadExpect(x.br, wire.TypeAccepted, wire.TypeRejected)
-	if err != nil {
-		x.err = err
-		return
-	}
-	switch m := msg.(type) {
-	case *wire.Accepted:
-		x.accepted = m
-		require.NoError(tb, x.offer.CheckAccepted(m), "JOB-11")
-	case *wire.Rejected:
-		x.rejected = m
-	}
+	x.accepted, x.rejected, x.err = x.sc.OfferFrame(x.offer, wire.AppendFrame(nil, body), exchangeTimeout)
 }
 
 // sendPayload sends args, the module unless the node has it, and stdin.
 func (x *clientExchange) sendPayload(tb testing.TB, j jobSpec) {
 	tb.Helper()
-	require.NoError(tb, wire.WriteControl(x.s, wire.Payload{Args: j.args}))
-	if !x.accepted.HaveModule {
-		require.NoError(tb, wire.WriteFrame(x.s, j.module))
-	}
-	require.NoError(tb, wire.WriteFrame(x.s, j.stdin))
-	_ = x.s.CloseWrite()
+	require.NoError(tb, x.sc.Send(j.args, j.module, j.stdin, time.Now().Add(exchangeTimeout)))
 }
 
-// readResult reads result, stdout and stderr (or an error message).
+// readResult reads result, stdout and stderr (or an error message), then
+// checks that nothing follows (JOB-17).
 func (x *clientExchange) readResult(tb testing.TB) {
 	tb.Helper()
-	msg, err := wire.ReadExpect(x.br, wire.TypeResult)
+	out, err := x.sc.Result(time.Now().Add(exchangeTimeout), 0, nil)
 	if err != nil {
 		x.err = err
 		return
 	}
-	x.result = msg.(*wire.Result)
-	require.NoError(tb, x.accepted.CheckResult(x.result), "JOB-10")
-	caps := wire.DefaultCaps()
-	x.stdout, err = wire.ReadDeclared(x.br, x.result.StdoutSize, caps.Stdout, wire.KindStdout)
-	require.NoError(tb, err)
-	x.stderr, err = wire.ReadDeclared(x.br, x.result.StderrSize, caps.Stderr, wire.KindStderr)
-	require.NoError(tb, err)
-	// JOB-17: nothing after the stderr frame, then the stream ends.
+	x.result, x.stdout, x.stderr = out.Result, out.Stdout, out.Stderr
 	_, err = x.br.ReadByte()
 	require.ErrorIs(tb, err, io.EOF)
 }
@@ -239,30 +226,22 @@ func (c *testClient) run(tb testing.TB, j jobSpec) *clientExchange {
 	return x
 }
 
-// verify checks the receipt as a careful client would, and that the result
-// agrees with it.
+// verify checks the receipt as a careful client does (session.Check).
 func (c *testClient) verify(tb testing.TB, x *clientExchange, j jobSpec) *receipt.Receipt {
 	tb.Helper()
 	require.NotNil(tb, x.result, "no result: %v", x.err)
-	rc, err := receipt.Parse(x.result.Receipt)
-	require.NoError(tb, err)
-	require.NoError(tb, receipt.Verify(rc, receipt.Expect{
-		PeerID:      x.s.Conn().RemotePeer(),
-		JobID:       x.offer.JobID,
-		Nonce:       x.offer.Nonce,
-		Requester:   c.h.ID().String(),
-		ModuleHash:  x.offer.Manifest.ModuleHash,
-		InputHash:   receipt.InputHash(j.args, j.stdin),
-		Stdout:      x.stdout,
-		Stderr:      x.stderr,
-		CheckStdout: true, CheckStderr: true,
-	}))
-	require.Equal(tb, x.result.Outcome, rc.Outcome)
-	require.Equal(tb, x.result.ExitCode, rc.ExitCode)
-	require.Equal(tb, x.result.StdoutTruncated, rc.StdoutTruncated)
-	require.Equal(tb, x.result.StderrTruncated, rc.StderrTruncated)
-	require.Equal(tb, x.accepted.Limits.MemoryMB, rc.Limits.MemoryMB)
-	require.Equal(tb, x.accepted.Limits.TimeoutMS, rc.Limits.TimeoutMS)
+	rc, check, err := session.Check(&session.Output{Result: x.result, Stdout: x.stdout, Stderr: x.stderr}, x.accepted, session.Expect{
+		Receipt: receipt.Expect{
+			PeerID:     x.s.Conn().RemotePeer(),
+			JobID:      x.offer.JobID,
+			Nonce:      x.offer.Nonce,
+			Requester:  c.h.ID().String(),
+			ModuleHash: x.offer.Manifest.ModuleHash,
+			InputHash:  receipt.InputHash(j.args, j.stdin),
+		},
+		Deterministic: x.offer.Deterministic,
+	})
+	require.NoError(tb, err, "check %s", check)
 	return rc
 }
 

@@ -1,12 +1,10 @@
 package jobs
 
 import (
-	"bufio"
+	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"slices"
@@ -21,27 +19,32 @@ import (
 	"github.com/phase-protocol/plasm/node/config"
 	"github.com/phase-protocol/plasm/node/identity"
 	"github.com/phase-protocol/plasm/node/metrics"
+	"github.com/phase-protocol/plasm/node/phase"
+	"github.com/phase-protocol/plasm/node/session"
 	"github.com/phase-protocol/plasm/node/wasm"
 	"github.com/phase-protocol/plasm/node/wire"
 )
 
-const (
-	// lingerTime and lingerBytes bound how long, and how much, the server
-	// keeps reading after it ended an exchange with an error: the peer may
-	// still be writing a frame, and draining lets that write finish so the
-	// peer gets to read the error instead of a bare reset.
-	lingerTime  = time.Second
-	lingerBytes = 1 << 20
-	// maxDetail caps guest- or peer-derived text in messages and logs.
-	maxDetail = 512
-	// bodyChunk is the growth step when reading a large raw frame, so a
-	// peer announcing a big frame and stalling costs only what it sent.
-	bodyChunk = 1 << 20
-)
+// maxDetail caps guest- or peer-derived text in messages and logs.
+const maxDetail = 512
 
-// Server is the node side of the job protocol (/phase/job/1.0.0): it decides
-// offers (Admit), receives payloads, runs jobs on the executor within the
-// clamped limits, and returns results with signed receipts.
+// Options build a Server. Host, Exec and Identity are required.
+type Options struct {
+	Host     host.Host
+	Exec     *wasm.Executor
+	Identity *identity.Identity
+	Config   config.Jobs
+	Metrics  *metrics.Metrics // nil: no metrics
+	Log      *slog.Logger     // nil: discard
+	// Hooks make a scripted node depart from the protocol (node/scripted);
+	// nil for an honest node.
+	Hooks *Hooks
+}
+
+// Server is the node side of the job protocol (/phase/job/1.0.0). Each
+// stream runs session.Serve with the server as its Handler: the server
+// decides offers (Admit), runs jobs on the executor within the clamped
+// limits, signs receipts and builds results; session does the I/O.
 //
 // Every stream is served on its own goroutine (libp2p starts one per
 // stream), and a job waiting for a run slot blocks only its own stream, so
@@ -51,10 +54,10 @@ type Server struct {
 	exec  *wasm.Executor
 	id    *identity.Identity
 	cfg   config.Jobs
-	step  time.Duration
 	m     *metrics.Metrics // may be nil
 	log   *slog.Logger
 	store *ModuleStore
+	hooks Hooks
 
 	nonces *NonceCache
 	slots  chan struct{} // one token per running job
@@ -62,54 +65,89 @@ type Server struct {
 	mu       sync.Mutex
 	policy   Policy
 	closing  bool
-	admitted int // accepted, not finished: running + queued
+	admitted int // payload arrived, not finished: running + queued
 	running  int
-	perPeer  map[peer.ID]int
-	streams  map[network.Stream]struct{}
-	handlers sync.WaitGroup
+	perPeer  map[peer.ID]int // accepted, not finished: uploading, queued or running
+
+	// Uploads (uploads.go): accepted streams still sending their payload.
+	uploads        map[*upload]struct{}
+	prefixUploads  map[string]int
+	prefixJobs     map[string]int // payload arrived, not finished, by address prefix
+	buffered       int64          // payload bytes reserved, uploading or not yet finished
+	bufferedPeak   int64
+	bufferMax      int64
+	uploadsDropped int64
+	minRate        int64         // bytes per second an upload must average
+	freed          chan struct{} // closed and replaced whenever buffer memory is freed
+	streams        map[network.Stream]struct{}
+	handlers       sync.WaitGroup
 
 	onLoad atomic.Pointer[func()]
 
 	ctx    context.Context // cancelled when Close gives up waiting: stops running jobs
 	cancel context.CancelFunc
+	// stopping is cancelled as soon as Close begins: hooks that stall
+	// (node/scripted) hold until then, so a misbehaving node shuts down
+	// without waiting out the grace honest jobs get.
+	stopping context.Context
+	stop     context.CancelFunc
 }
 
-// NewServer builds a job server for host h. It does not serve until Start.
-// m may be nil (no metrics) and log may be nil (discard).
-func NewServer(h host.Host, exec *wasm.Executor, id *identity.Identity, cfg config.Jobs, m *metrics.Metrics, log *slog.Logger) (*Server, error) {
+// NewServer builds a job server. It does not serve until Start.
+func NewServer(o Options) (*Server, error) {
 	switch {
-	case h == nil:
+	case o.Host == nil:
 		return nil, errors.New("jobs: new server: nil host")
-	case exec == nil:
+	case o.Exec == nil:
 		return nil, errors.New("jobs: new server: nil executor")
-	case id == nil || id.Ed25519() == nil:
+	case o.Identity == nil || o.Identity.Ed25519() == nil:
 		return nil, errors.New("jobs: new server: identity without an Ed25519 key")
-	case id.ID != h.ID():
-		return nil, fmt.Errorf("jobs: new server: identity %s is not the host's peer ID %s: receipts would not verify", id.ID, h.ID())
+	case o.Identity.ID != o.Host.ID():
+		return nil, fmt.Errorf("jobs: new server: identity %s is not the host's peer ID %s: receipts would not verify", o.Identity.ID, o.Host.ID())
 	}
-	p, err := NewPolicy(cfg)
+	p, err := NewPolicy(o.Config)
 	if err != nil {
 		return nil, fmt.Errorf("jobs: new server: %w", err)
 	}
+	log := o.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
-		h: h, exec: exec, id: id, cfg: cfg, step: cfg.StepTimeout.D(), m: m, log: log,
-		store:   NewModuleStore(int64(cfg.ModuleStoreMB)<<20, m),
+	stopping, stop := context.WithCancel(context.Background())
+	s := &Server{
+		stopping: stopping, stop: stop,
+		h: o.Host, exec: o.Exec, id: o.Identity, cfg: o.Config, m: o.Metrics, log: log,
+		store:   NewModuleStore(int64(o.Config.ModuleStoreMB)<<20, o.Metrics),
 		nonces:  NewNonceCache(DefaultNonceCapacity, DefaultNonceTTL),
-		slots:   make(chan struct{}, cfg.MaxConcurrent),
+		slots:   make(chan struct{}, o.Config.MaxConcurrent),
 		policy:  p,
 		perPeer: make(map[peer.ID]int),
 		streams: make(map[network.Stream]struct{}),
-		ctx:     ctx, cancel: cancel,
-	}, nil
+
+		uploads:       make(map[*upload]struct{}),
+		prefixUploads: make(map[string]int),
+		prefixJobs:    make(map[string]int),
+		freed:         make(chan struct{}),
+		ctx:           ctx, cancel: cancel,
+	}
+	def := config.Default().Jobs
+	s.bufferMax = max(int64(cmp.Or(o.Config.UploadBufferMB, def.UploadBufferMB))<<20, o.Config.MaxModuleBytes+o.Config.MaxStdinBytes)
+	s.minRate = int64(cmp.Or(o.Config.UploadMinRateKiB, def.UploadMinRateKiB)) << 10
+	if o.Hooks != nil {
+		s.hooks = *o.Hooks
+	}
+	if o.Metrics != nil && o.Metrics.Registry != nil {
+		if err := s.registerUploadMetrics(o.Metrics.Registry); err != nil {
+			return nil, fmt.Errorf("jobs: new server: %w", err)
+		}
+	}
+	return s, nil
 }
 
-// Start registers the stream handler for wire.ProtocolJob.
+// Start registers the stream handler for phase.ProtocolJob.
 func (s *Server) Start() {
-	s.h.SetStreamHandler(wire.ProtocolJob, s.handle)
+	s.h.SetStreamHandler(phase.ProtocolJob, s.handle)
 }
 
 // Close stops accepting streams, answers offers still arriving with
@@ -121,8 +159,9 @@ func (s *Server) Close(ctx context.Context) error {
 	already := s.closing
 	s.closing = true
 	s.mu.Unlock()
+	s.stop()
 	if !already {
-		s.h.RemoveStreamHandler(wire.ProtocolJob)
+		s.h.RemoveStreamHandler(phase.ProtocolJob)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -179,8 +218,7 @@ func (s *Server) Policy() Policy {
 
 // UpdatePolicy changes the admission policy for offers from now on (for
 // example the cores and memory the node offers, from its capability
-// configuration). Concurrency limits beyond MaxConcurrent's run slots are
-// taken from the policy; the number of run slots is fixed at NewServer.
+// configuration). The number of run slots is fixed at NewServer.
 func (s *Server) UpdatePolicy(f func(*Policy)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -196,18 +234,8 @@ func (s *Server) loadChanged() {
 	}
 }
 
-// exchange is one job stream's state.
-type exchange struct {
-	srv   *Server
-	s     network.Stream
-	br    *bufio.Reader
-	from  peer.ID
-	start time.Time
-	log   *slog.Logger
-}
-
-// handle serves one stream: offer, accepted or rejected, payload, run,
-// result. It never returns before the stream is closed or reset.
+// handle serves one stream. It never returns before the stream is closed
+// or reset.
 func (s *Server) handle(st network.Stream) {
 	s.mu.Lock()
 	if s.closing {
@@ -224,349 +252,265 @@ func (s *Server) handle(st network.Stream) {
 		s.mu.Unlock()
 		s.handlers.Done()
 	}()
-	x := &exchange{srv: s, s: st, br: bufio.NewReader(st), from: st.Conn().RemotePeer(), start: time.Now()}
+	x := &exchange{srv: s, st: st, from: st.Conn().RemotePeer(), prefix: prefixOf(st.Conn()), start: time.Now()}
 	x.log = s.log.With(slog.String("peer", x.from.String()))
 	defer func() {
 		// A bug must cost one stream, not the node.
 		if p := recover(); p != nil {
-			x.log.Error("job handler panic", "event", "job_panic", "panic", capText(fmt.Sprint(p)))
+			x.log.Error("job handler panic", "event", "job_panic", "panic", phase.Clip(fmt.Sprint(p), maxDetail))
 			_ = st.Reset()
 		}
 	}()
-	x.serve()
+	err := session.Serve(s.ctx, st, x, session.ServeOptions{StepTimeout: s.cfg.StepTimeout.D(), Hooks: s.hooks.Session})
+	x.logEnd(err)
 }
 
-func (x *exchange) serve() {
-	s := x.srv
-	offer, ok := x.readOffer()
-	if !ok {
-		return
-	}
-	lg := x.log.With(slog.String("job_id", offer.JobID))
+// exchange is the server's side of one stream: the session.Handler.
+type exchange struct {
+	srv     *Server
+	st      network.Stream
+	from    peer.ID
+	prefix  string // address prefix of the peer's connection
+	start   time.Time
+	up      *upload // while accepted
+	log     *slog.Logger
+	offer   *wire.Offer
+	ran     *Ran   // set once a result was built
+	release func() // ends the job's share of the load
+}
 
+// Offer decides an offer (Admit) and, when it accepts, reserves the job's
+// place among the uploads and records the nonce, under the same lock, so
+// two offers with one nonce cannot both pass. When the uploads are full,
+// the upload silent the longest is dropped to make room, if the offer
+// passes every other check.
+func (x *exchange) Offer(ctx context.Context, o *wire.Offer) session.Decision {
+	s := x.srv
+	x.offer = o
+	x.log = x.log.With(slog.String("job_id", o.JobID))
+	module, have := s.store.Get(o.Manifest.ModuleHash)
 	s.mu.Lock()
-	limits, rej := Admit(s.policy, State{
-		Admitted:     s.admitted,
-		PeerInFlight: s.perPeer[x.from],
-		NonceSeen:    s.nonces.Seen(offer.Nonce),
-		Draining:     s.closing,
-	}, x.from, offer)
+	st := State{
+		Admitted:      s.admitted,
+		PeerInFlight:  s.perPeer[x.from],
+		Uploads:       len(s.uploads),
+		PrefixUploads: s.prefixUploads[x.prefix],
+		PrefixJobs:    s.prefixJobs[x.prefix],
+		NonceSeen:     s.nonces.Seen(o.Nonce),
+		Draining:      s.closing,
+	}
+	if s.hooks.State != nil {
+		s.hooks.State(&st)
+	}
+	policy := s.policy
+	limits, rej := Admit(policy, st, x.from, o)
+	var victim *upload
+	if rej != nil && (st.Uploads >= policy.MaxUploads || st.PrefixUploads >= policy.MaxUploadsPerPrefix) {
+		prefix := ""
+		if st.PrefixUploads >= policy.MaxUploadsPerPrefix {
+			prefix = x.prefix // only one of the same prefix makes room under its cap
+		}
+		if v := s.victimLocked(prefix, nil, false); v != nil {
+			try := st
+			try.Uploads--
+			if v.prefix == x.prefix {
+				try.PrefixUploads--
+			}
+			if l, r := Admit(policy, try, x.from, o); r == nil {
+				limits, rej = l, nil
+				victim = s.dropLocked(prefix, nil, false)
+			}
+		}
+	}
 	if rej == nil {
-		// Recording the nonce and reserving the slot under the same lock
-		// as the decision: two offers with one nonce cannot both pass.
-		s.nonces.Add(offer.Nonce)
-		s.admitted++
+		s.nonces.Add(o.Nonce)
 		s.perPeer[x.from]++
+		x.up = &upload{srv: s, st: x.st, prefix: x.prefix, killed: make(chan struct{}), uploading: true,
+			deadline: time.Now().Add(s.cfg.StepTimeout.D() + s.uploadTime(o, have))}
+		x.up.last.Store(time.Now().UnixNano())
+		s.uploads[x.up] = struct{}{}
+		s.prefixUploads[x.prefix]++
 	}
 	s.mu.Unlock()
+	if victim != nil {
+		_ = victim.st.Reset()
+		x.log.Info("upload dropped to make room", "event", "upload_dropped", "victim_prefix", victim.prefix)
+	}
+	var d session.Decision
 	if rej != nil {
-		x.reject(lg, rej, offer.Manifest.ModuleHash)
-		return
-	}
-	// release ends the job's share of the load, once: right after the run
-	// (so a client that has its result sees the node's load without it),
-	// or on whatever path ends the exchange before that.
-	released := false
-	release := func(ran bool) {
-		if released {
-			return
-		}
-		released = true
-		s.mu.Lock()
-		s.admitted--
-		if ran {
-			s.running--
-		}
-		if s.perPeer[x.from]--; s.perPeer[x.from] <= 0 {
-			delete(s.perPeer, x.from)
-		}
-		s.mu.Unlock()
+		s.countRejection(rej.Reason)
+		x.log.Info("job rejected", "event", "job_rejected", "reason", rej.Reason, "detail", phase.Clip(rej.Detail, maxDetail),
+			"module_hash", o.Manifest.ModuleHash)
+		d = session.Decision{Reject: rej}
+	} else {
 		s.loadChanged()
+		x.release = x.releaser()
+		d = session.Decision{
+			Accept:    &wire.Accepted{HaveModule: have, Limits: limits},
+			Module:    module,
+			MaxModule: policy.MaxModuleBytes,
+			MaxStdin:  policy.MaxStdinBytes,
+			Release:   x.release,
+			Upload:    x.up,
+		}
+		x.log.Info("job accepted", "event", "job_accepted", "module_hash", o.Manifest.ModuleHash,
+			"have_module", have, "memory_mb", limits.MemoryMB, "timeout_ms", limits.TimeoutMS)
 	}
-	defer release(false)
-	s.loadChanged()
+	if s.hooks.Offer != nil {
+		d = s.hooks.Offer(s.stopping, o, d)
+	}
+	return d
+}
 
-	module, have := s.store.Get(offer.Manifest.ModuleHash)
-	acc := wire.Accepted{HaveModule: have, Limits: limits}
-	if err := x.write(acc); err != nil {
-		lg.Info("job aborted", "event", "job_aborted", "step", "accepted", "error", err.Error())
-		_ = x.s.Reset()
-		return
+// uploadTime is how long the payload of o may take at the node's floor
+// rate, on top of the step timeout.
+func (s *Server) uploadTime(o *wire.Offer, haveModule bool) time.Duration {
+	n := o.StdinSize
+	if !haveModule {
+		n += o.ModuleSize
 	}
-	lg.Info("job accepted", "event", "job_accepted", "module_hash", offer.Manifest.ModuleHash,
-		"have_module", have, "memory_mb", limits.MemoryMB, "timeout_ms", limits.TimeoutMS)
+	return time.Duration(float64(n) / float64(s.minRate) * float64(time.Second))
+}
 
-	args, module, stdin, ok := x.readPayload(lg, offer, module, have)
-	if !ok {
-		return
+// releaser returns the function that ends the job's share of the load,
+// once: right after the run (so a client that has its result sees the
+// node's load without it), or when the exchange ends before that.
+func (x *exchange) releaser() func() {
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s := x.srv
+			s.mu.Lock()
+			if x.up != nil && x.up.ready {
+				s.admitted--
+			}
+			if x.up != nil {
+				s.endUploadLocked(x.up)
+			}
+			if s.perPeer[x.from]--; s.perPeer[x.from] <= 0 {
+				delete(s.perPeer, x.from)
+			}
+			s.mu.Unlock()
+			s.loadChanged()
+		})
 	}
-	if !have {
-		if got := wasm.HashModule(module); got != offer.Manifest.ModuleHash {
-			s.countJob(wire.OutcomeHashMismatch)
-			x.fail(lg, wire.CodeHashMismatch, fmt.Sprintf("module bytes hash to %s, manifest says %s", got, offer.Manifest.ModuleHash))
-			return
+}
+
+// Run waits for a run slot, runs the job, signs the receipt and builds the
+// result. Only this stream waits for the slot; others keep being served.
+func (x *exchange) Run(ctx context.Context, job *session.Job) session.Reply {
+	s := x.srv
+	if x.up != nil {
+		s.mu.Lock()
+		dropped := x.up.dropped
+		s.mu.Unlock()
+		if dropped { // its stream is gone: nobody would read the result
+			return errorReply(phase.CodeInternal, "the upload was dropped")
 		}
 	}
-	received := time.Now()
-
-	// Wait for a run slot. Only this stream waits; others keep being served.
 	select {
 	case s.slots <- struct{}{}:
-	case <-s.ctx.Done():
-		x.fail(lg, wire.CodeInternal, "node is shutting down")
-		return
+	case <-ctx.Done():
+		return errorReply(phase.CodeInternal, "node is shutting down")
 	}
 	s.mu.Lock()
 	s.running++
 	s.mu.Unlock()
 	s.loadChanged()
-
-	spec := Spec{
-		JobID:     offer.JobID,
-		Nonce:     offer.Nonce,
-		Requester: x.from.String(),
-		Job: wasm.Job{
-			Module:     module,
-			ModuleHash: offer.Manifest.ModuleHash, // JOB-8 for stored bytes too
-			Args:       args,
-			Stdin:      stdin,
-			Limits: wasm.Limits{
-				MemoryMB:  limits.MemoryMB,
-				Timeout:   time.Duration(limits.TimeoutMS) * time.Millisecond,
-				StdoutCap: limits.StdoutCap,
-				StderrCap: limits.StderrCap,
-			},
-			Deterministic: offer.Deterministic,
-			Seed:          offer.Seed,
-		},
+	spec := SpecOf(job, x.from.String())
+	if s.hooks.Exec != nil {
+		s.hooks.Exec(&spec.Job)
 	}
-	res, runErr := s.exec.Run(s.ctx, spec.Job)
+	res, runErr := s.exec.Run(ctx, spec.Job)
 	<-s.slots
-	release(true)
+	s.mu.Lock()
+	s.running--
+	s.mu.Unlock()
+	if x.release != nil {
+		x.release() // the client that has its result sees the load without it
+	}
 	if runErr != nil {
-		lg.Error("job failed", "event", "job_failed", "error", capText(runErr.Error()))
-		x.fail(lg, wire.CodeInternal, "the node could not run the job")
-		return
+		x.log.Error("job failed", "event", "job_failed", "error", phase.Clip(runErr.Error(), maxDetail))
+		return errorReply(phase.CodeInternal, "the node could not run the job")
 	}
-	if res.Outcome == wasm.OutcomeHashMismatch { // stored bytes that no longer match: never sent as output
-		s.countJob(wire.OutcomeHashMismatch)
-		x.fail(lg, wire.CodeHashMismatch, capText(res.Detail))
-		return
+	if res.Outcome == phase.OutcomeHashMismatch { // stored bytes that no longer match: never sent as output
+		s.countJob(phase.OutcomeHashMismatch)
+		return errorReply(phase.CodeHashMismatch, res.Detail)
 	}
-	// wasm.Limits reads a zero cap as "default"; the node promised zero.
-	res.Stdout, res.StdoutTruncated = capOutput(res.Stdout, res.StdoutTruncated, limits.StdoutCap)
-	res.Stderr, res.StderrTruncated = capOutput(res.Stderr, res.StderrTruncated, limits.StderrCap)
-	rc, err := Sign(s.id, spec, res)
+	ran, err := Finish(s.id, spec, res, job.Received, s.hooks.Sign)
 	if err != nil {
-		lg.Error("job failed", "event", "job_failed", "error", capText(err.Error()))
-		x.fail(lg, wire.CodeInternal, "the node could not sign the receipt")
-		return
+		x.log.Error("job failed", "event", "job_failed", "error", phase.Clip(err.Error(), maxDetail))
+		return errorReply(phase.CodeInternal, "the node could not sign the receipt")
 	}
-	rcJSON, err := json.Marshal(rc)
-	if err != nil {
-		lg.Error("job failed", "event", "job_failed", "error", err.Error())
-		x.fail(lg, wire.CodeInternal, "the node could not encode the receipt")
-		return
+	if !job.Stored && res.Outcome != phase.OutcomeInvalidModule {
+		s.store.Put(job.Offer.Manifest.ModuleHash, job.Module)
 	}
-	if !have && res.Outcome != wasm.OutcomeInvalidModule {
-		s.store.Put(offer.Manifest.ModuleHash, module)
+	reply := ran.Reply()
+	if s.hooks.Reply != nil {
+		reply = s.hooks.Reply(s.stopping, ran, reply)
 	}
-	queue := time.Duration(0)
-	if !res.Started.IsZero() && res.Started.After(received) {
-		queue = res.Started.Sub(received)
+	x.ran = ran
+	if reply.Result != nil {
+		s.countJob(reply.Result.Outcome)
 	}
-	result := wire.Result{
-		Outcome:         string(res.Outcome),
-		ExitCode:        rc.ExitCode,
-		Detail:          capText(res.Detail),
-		StdoutSize:      int64(len(res.Stdout)),
-		StderrSize:      int64(len(res.Stderr)),
-		StdoutTruncated: res.StdoutTruncated,
-		StderrTruncated: res.StderrTruncated,
-		WallTimeMS:      res.WallTime.Milliseconds(),
-		QueueTimeMS:     queue.Milliseconds(),
-		Receipt:         rcJSON,
-	}
-	s.countJob(result.Outcome)
-	if err := x.writeResult(result, res.Stdout, res.Stderr); err != nil {
-		lg.Info("job result not delivered", "event", "job_aborted", "step", "result", "outcome", result.Outcome, "error", err.Error())
-		_ = x.s.Reset()
-		return
-	}
-	_ = x.s.Close()
-	elapsed := time.Since(x.start)
-	if s.m != nil {
-		s.m.JobSeconds.Observe(elapsed.Seconds())
-	}
-	lg.Info("job finished", "event", "job_finished", "outcome", result.Outcome, "exit_code", result.ExitCode,
-		"detail", result.Detail, "wall_ms", result.WallTimeMS, "queue_ms", result.QueueTimeMS,
-		"total_ms", elapsed.Milliseconds(), "stdout_bytes", result.StdoutSize, "stderr_bytes", result.StderrSize,
-		"stdout_truncated", result.StdoutTruncated, "stderr_truncated", result.StderrTruncated)
+	return reply
 }
 
-// readOffer reads and parses the first frame. A frame that is too large or
-// not a valid offer is answered with rejected (JOB-3); broken framing, a
-// message of another type and a stall get an error message.
-func (x *exchange) readOffer() (*wire.Offer, bool) {
-	x.deadline(false)
-	msg, err := wire.ReadControl(x.br)
-	if err != nil {
-		switch {
-		case errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF):
-			_ = x.s.Reset() // opened and closed without a word
-		case errors.Is(err, wire.ErrTooLarge):
-			x.rejectBad(wire.ReasonTooLarge, err)
-		case errors.Is(err, wire.ErrInvalid):
-			x.rejectBad(wire.ReasonInvalidRequest, err)
-		default:
-			x.failRead(x.log, "offer", err)
-		}
-		return nil, false
-	}
-	offer, ok := msg.(*wire.Offer)
-	if !ok {
-		if _, isErr := msg.(*wire.ErrorMsg); isErr {
-			_ = x.s.Reset()
-			return nil, false
-		}
-		x.fail(x.log, wire.CodeProtocol, fmt.Sprintf("expected offer, got %s", msg.MessageType()))
-		return nil, false
-	}
-	return offer, true
+func errorReply(code, detail string) session.Reply {
+	return session.Reply{Error: &wire.ErrorMsg{Code: code, Detail: phase.Clip(detail, maxDetail)}}
 }
 
-// readPayload reads the payload message, the module frame unless the node
-// has the module, and the stdin frame.
-func (x *exchange) readPayload(lg *slog.Logger, o *wire.Offer, module []byte, have bool) ([]string, []byte, []byte, bool) {
-	x.srv.mu.Lock()
-	maxModule, maxStdin := x.srv.policy.MaxModuleBytes, x.srv.policy.MaxStdinBytes
-	x.srv.mu.Unlock()
-	x.deadline(false)
-	msg, err := wire.ReadExpect(x.br, wire.TypePayload)
-	if err != nil {
-		x.failRead(lg, "payload", err)
-		return nil, nil, nil, false
-	}
-	payload := msg.(*wire.Payload)
-	if err := o.CheckPayload(payload); err != nil {
-		x.fail(lg, wire.CodeInvalidRequest, err.Error())
-		return nil, nil, nil, false
-	}
-	if !have {
-		x.deadline(false)
-		if module, err = wire.ReadDeclared(x.br, o.ModuleSize, int(maxModule), wire.KindModule); err != nil {
-			x.failRead(lg, "module", err)
-			return nil, nil, nil, false
-		}
-	}
-	x.deadline(false)
-	stdin, err := wire.ReadDeclared(x.br, o.StdinSize, int(maxStdin), wire.KindStdin)
-	if err != nil {
-		x.failRead(lg, "stdin", err)
-		return nil, nil, nil, false
-	}
-	return payload.Args, module, stdin, true
-}
-
-// failRead answers a failed read with the error code that fits it.
-func (x *exchange) failRead(lg *slog.Logger, step string, err error) {
-	var peerErr *wire.ErrorMsg
+// logEnd logs how the exchange ended, once.
+func (x *exchange) logEnd(err error) {
+	s := x.srv
+	var se *session.Error
 	switch {
-	case errors.As(err, &peerErr): // the client ended the exchange
-		lg.Info("job aborted by client", "event", "job_aborted", "step", step, "code", peerErr.Code, "detail", capText(peerErr.Detail))
-		_ = x.s.Reset()
-	case isTimeout(err):
-		x.fail(lg, wire.CodeTimeout, fmt.Sprintf("no %s within %s", step, x.srv.step))
-	case errors.Is(err, wire.ErrTooLarge):
-		x.fail(lg, wire.CodeTooLarge, err.Error())
-	case errors.Is(err, wire.ErrInvalid):
-		x.fail(lg, wire.CodeInvalidRequest, err.Error())
-	case errors.Is(err, wire.ErrMalformed), errors.Is(err, wire.ErrUnexpected), errors.Is(err, io.ErrUnexpectedEOF):
-		x.fail(lg, wire.CodeProtocol, err.Error())
-	case errors.Is(err, io.EOF):
-		x.fail(lg, wire.CodeProtocol, fmt.Sprintf("stream ended before the %s", step))
-	default: // the stream itself failed (reset, connection gone)
-		lg.Info("job aborted", "event", "job_aborted", "step", step, "error", capText(err.Error()))
-		_ = x.s.Reset()
+	case err == nil:
+		elapsed := time.Since(x.start)
+		if s.m != nil {
+			s.m.JobSeconds.Observe(elapsed.Seconds())
+		}
+		args := []any{"event", "job_finished", "total_ms", elapsed.Milliseconds()}
+		if x.ran != nil {
+			r := x.ran
+			args = append(args, "outcome", r.Result.Outcome, "exit_code", r.Receipt.ExitCode,
+				"detail", phase.Clip(r.Result.Detail, maxDetail), "wall_ms", r.Result.WallTime.Milliseconds(),
+				"queue_ms", r.Queue.Milliseconds(), "stdout_bytes", len(r.Result.Stdout), "stderr_bytes", len(r.Result.Stderr),
+				"stdout_truncated", r.Result.StdoutTruncated, "stderr_truncated", r.Result.StderrTruncated)
+		}
+		x.log.Info("job finished", args...)
+	case errors.As(err, &se) && se.Step == session.StepAnswer && x.offer != nil:
+		// a rejection, logged when it was decided
+	case x.offer == nil && errors.As(err, &se) && se.Step == session.StepOffer:
+		var em *wire.ErrorMsg
+		reason := ""
+		switch {
+		case errors.Is(err, wire.ErrTooLarge):
+			reason = phase.ReasonTooLarge
+		case errors.Is(err, wire.ErrInvalid):
+			reason = phase.ReasonInvalidRequest
+		}
+		if reason != "" {
+			s.countRejection(reason)
+			x.log.Info("job rejected", "event", "job_rejected", "reason", reason, "detail", phase.Clip(err.Error(), maxDetail))
+		} else if !errors.As(err, &em) {
+			x.log.Debug("job stream ended before an offer", "event", "job_aborted", "step", string(se.Step), "error", phase.Clip(err.Error(), maxDetail))
+		}
+	default:
+		var em *wire.ErrorMsg
+		step := ""
+		if errors.As(err, &se) {
+			step = string(se.Step)
+		}
+		if errors.As(err, &em) && x.ran == nil {
+			if em.Code == phase.CodeHashMismatch && step == string(session.StepModule) {
+				s.countJob(phase.OutcomeHashMismatch)
+			}
+			x.log.Info("job error", "event", "job_error", "step", step, "code", em.Code, "detail", phase.Clip(em.Detail, maxDetail))
+			return
+		}
+		x.log.Info("job aborted", "event", "job_aborted", "step", step, "error", phase.Clip(err.Error(), maxDetail))
 	}
-}
-
-// reject sends rejected for an offer that was read, then closes (JOB-4).
-func (x *exchange) reject(lg *slog.Logger, rej *wire.Rejected, moduleHash string) {
-	x.srv.countRejection(rej.Reason)
-	lg.Info("job rejected", "event", "job_rejected", "reason", rej.Reason, "detail", capText(rej.Detail), "module_hash", moduleHash)
-	if err := x.write(*rej); err != nil {
-		_ = x.s.Reset()
-		return
-	}
-	_ = x.s.Close()
-}
-
-// rejectBad rejects an offer frame that could not be parsed. The client may
-// still be writing it, so the stream lingers before it closes.
-func (x *exchange) rejectBad(reason string, err error) {
-	x.srv.countRejection(reason)
-	detail := capText(err.Error())
-	x.log.Info("job rejected", "event", "job_rejected", "reason", reason, "detail", detail)
-	x.end(x.write(wire.Rejected{Reason: reason, Detail: detail}))
-}
-
-// fail sends an error message and ends the exchange.
-func (x *exchange) fail(lg *slog.Logger, code, detail string) {
-	detail = capText(detail)
-	lg.Info("job error", "event", "job_error", "code", code, "detail", detail)
-	x.end(x.write(wire.ErrorMsg{Code: code, Detail: detail}))
-}
-
-// end finishes an exchange that failed: after the last message, close the
-// write side, drain what the peer still sends for a moment (so its pending
-// write completes and it can read our message), then reset unless it closed.
-func (x *exchange) end(writeErr error) {
-	if writeErr != nil {
-		_ = x.s.Reset()
-		return
-	}
-	_ = x.s.CloseWrite()
-	_ = x.s.SetReadDeadline(time.Now().Add(min(lingerTime, x.srv.step)))
-	_, err := io.CopyN(io.Discard, x.br, lingerBytes)
-	if errors.Is(err, io.EOF) {
-		_ = x.s.Close()
-		return
-	}
-	_ = x.s.Reset()
-}
-
-func (x *exchange) deadline(write bool) {
-	t := time.Now().Add(x.srv.step)
-	if write {
-		_ = x.s.SetWriteDeadline(t)
-	} else {
-		_ = x.s.SetReadDeadline(t)
-	}
-}
-
-func (x *exchange) write(msg any) error {
-	x.deadline(true)
-	return wire.WriteControl(x.s, msg)
-}
-
-// writeResult sends result, stdout and stderr in as few writes as possible.
-func (x *exchange) writeResult(r wire.Result, stdout, stderr []byte) error {
-	x.deadline(true)
-	bw := bufio.NewWriterSize(x.s, 16<<10)
-	if err := wire.WriteControl(bw, r); err != nil {
-		return err
-	}
-	if err := wire.WriteFrame(bw, stdout); err != nil {
-		return err
-	}
-	if err := wire.WriteFrame(bw, stderr); err != nil {
-		return err
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("write result: %w", err)
-	}
-	return nil
 }
 
 func (s *Server) countJob(outcome string) {
@@ -579,26 +523,4 @@ func (s *Server) countRejection(reason string) {
 	if s.m != nil {
 		s.m.JobRejections.WithLabelValues(reason).Inc()
 	}
-}
-
-// capOutput enforces a cap of zero, which wasm.Limits cannot express.
-func capOutput(b []byte, truncated bool, limit int) ([]byte, bool) {
-	if len(b) > limit {
-		return b[:limit], true
-	}
-	return b, truncated
-}
-
-func isTimeout(err error) bool {
-	var t interface{ Timeout() bool }
-	return errors.As(err, &t) && t.Timeout()
-}
-
-// capText bounds peer- or guest-derived text before it goes into a message
-// or a log line; slog's handlers escape what is left.
-func capText(s string) string {
-	if len(s) > maxDetail {
-		return s[:maxDetail] + "…"
-	}
-	return s
 }

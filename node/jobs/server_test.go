@@ -19,18 +19,19 @@ import (
 	"github.com/phase-protocol/plasm/internal/testwasm"
 	"github.com/phase-protocol/plasm/node/config"
 	"github.com/phase-protocol/plasm/node/manifest"
+	"github.com/phase-protocol/plasm/node/phase"
 	"github.com/phase-protocol/plasm/node/wasm"
 	"github.com/phase-protocol/plasm/node/wire"
 )
 
-func TestHelloRoundTrip(t *testing.T) {
+func TestJOB5_JOB9_HelloRoundTrip(t *testing.T) {
 	n := newTestNode(t, nil)
 	c := n.client(t)
 	j := jobSpec{module: testwasm.Bytes(t, testwasm.Hello), args: []string{"Hello,", "World"}}
 	x := c.run(t, j)
 	require.NotNil(t, x.result, "%v", x.err)
 	assert.False(t, x.accepted.HaveModule)
-	assert.Equal(t, wire.OutcomeExited, x.result.Outcome)
+	assert.Equal(t, phase.OutcomeExited, x.result.Outcome)
 	assert.Equal(t, 0, x.result.ExitCode)
 	assert.Equal(t, "dlroW ,olleH\n", string(x.stdout))
 	assert.Empty(t, x.stderr)
@@ -38,7 +39,7 @@ func TestHelloRoundTrip(t *testing.T) {
 	assert.Equal(t, n.host.ID().String(), rc.NodePeerID)
 	// The server records its metrics after the last frame is on the wire.
 	require.Eventually(t, func() bool {
-		return jobsCount(t, n.m, wire.OutcomeExited) == 1 && value(t, n.m.JobSeconds) == 1
+		return jobsCount(t, n.m, phase.OutcomeExited) == 1 && value(t, n.m.JobSeconds) == 1
 	}, 5*time.Second, 5*time.Millisecond, "job counted once, by outcome and in the latency histogram")
 
 	// The same job through stdin instead of args.
@@ -51,7 +52,7 @@ func TestHelloRoundTrip(t *testing.T) {
 	assert.Equal(t, [2]int{0, 0}, [2]int{running, queued})
 }
 
-func TestHaveModuleOnSecondOffer(t *testing.T) {
+func TestJOB16_HaveModuleOnSecondOffer(t *testing.T) {
 	n := newTestNode(t, nil)
 	c := n.client(t)
 	j := jobSpec{module: testwasm.Bytes(t, testwasm.Tiny)}
@@ -76,7 +77,7 @@ func TestHaveModuleOnSecondOffer(t *testing.T) {
 	}
 }
 
-func TestWrongModuleHash(t *testing.T) {
+func TestJOB8_MAN2_WrongModuleHash(t *testing.T) {
 	n := newTestNode(t, nil)
 	c := n.client(t)
 	tiny := testwasm.Bytes(t, testwasm.Tiny)
@@ -84,9 +85,10 @@ func TestWrongModuleHash(t *testing.T) {
 	x := c.run(t, j)
 	require.Nil(t, x.result)
 	em := peerErr(t, x.err)
-	assert.Equal(t, wire.CodeHashMismatch, em.Code)
+	assert.Equal(t, phase.CodeHashMismatch, em.Code)
 	assert.Contains(t, em.Detail, wasm.HashModule(tiny))
-	assert.Equal(t, 1.0, jobsCount(t, n.m, wire.OutcomeHashMismatch))
+	// Counted when the exchange ends, after the node lingered (JOB-19).
+	eventually(t, 5*time.Second, func() bool { return jobsCount(t, n.m, phase.OutcomeHashMismatch) == 1 }, "hash_mismatch not counted")
 	assert.Equal(t, 0, n.srv.Store().Len(), "mismatching bytes must not be stored")
 
 	// The node is still fine, and does not claim to hold the bad bytes.
@@ -95,21 +97,21 @@ func TestWrongModuleHash(t *testing.T) {
 	assert.False(t, ok.accepted.HaveModule)
 }
 
-func TestSizeLimits(t *testing.T) {
+func TestWIRE10_JOB6_SizeLimits(t *testing.T) {
 	n := newTestNode(t, func(c *config.Jobs) { c.MaxModuleBytes = 1024; c.MaxStdinBytes = 16 })
 	c := n.client(t)
 	tiny := testwasm.Bytes(t, testwasm.Tiny)
 
 	big := c.run(t, jobSpec{module: testwasm.Bytes(t, testwasm.Hello)})
 	require.NotNil(t, big.rejected, "%v", big.err)
-	assert.Equal(t, wire.ReasonTooLarge, big.rejected.Reason)
+	assert.Equal(t, phase.ReasonTooLarge, big.rejected.Reason)
 	assert.Contains(t, big.rejected.Detail, "module_size")
 
 	stdin := c.run(t, jobSpec{module: tiny, stdin: make([]byte, 17)})
 	require.NotNil(t, stdin.rejected, "%v", stdin.err)
-	assert.Equal(t, wire.ReasonTooLarge, stdin.rejected.Reason)
+	assert.Equal(t, phase.ReasonTooLarge, stdin.rejected.Reason)
 	assert.Contains(t, stdin.rejected.Detail, "stdin_size")
-	assert.Equal(t, 2.0, rejections(t, n.m, wire.ReasonTooLarge))
+	assert.Equal(t, 2.0, rejections(t, n.m, phase.ReasonTooLarge))
 
 	// A module frame whose length differs from module_size (JOB-6).
 	j := jobSpec{module: tiny}
@@ -120,7 +122,7 @@ func TestSizeLimits(t *testing.T) {
 	require.NoError(t, wire.WriteFrame(x.s, append(tiny, 0)))
 	x.readResult(t)
 	em := peerErr(t, x.err)
-	assert.Equal(t, wire.CodeInvalidRequest, em.Code)
+	assert.Equal(t, phase.CodeInvalidRequest, em.Code)
 	assert.Contains(t, em.Detail, "differs from declared size")
 
 	// Args count differs from args_count (JOB-7).
@@ -130,18 +132,24 @@ func TestSizeLimits(t *testing.T) {
 	require.NoError(t, wire.WriteControl(x.s, wire.Payload{Args: []string{"extra"}}))
 	x.readResult(t)
 	em = peerErr(t, x.err)
-	assert.Equal(t, wire.CodeInvalidRequest, em.Code)
+	assert.Equal(t, phase.CodeInvalidRequest, em.Code)
 	assert.Contains(t, em.Detail, "args_count")
 
 	ok := c.run(t, j)
 	require.NotNil(t, ok.result, "%v", ok.err)
 }
 
-func TestGuestFailures(t *testing.T) {
+func TestRCPT1_EXEC5_GuestFailures(t *testing.T) {
 	n := newTestNode(t, func(c *config.Jobs) { c.StdoutCap = 4096 })
 	c := n.client(t)
-	short := func(module []byte, memMB int) manifest.Manifest {
-		return manifest.Manifest{Version: "0.1", ModuleHash: wasm.HashModule(module), CPUCores: 1, MemoryMB: memMB, TimeoutSeconds: 1}
+	// Jobs meant to time out get 1 s; the others 10 s, so that a loaded
+	// machine cannot turn their outcome into a timeout.
+	short := func(module []byte, memMB int, outcome string) manifest.Manifest {
+		secs := 10
+		if outcome == phase.OutcomeTimeout {
+			secs = 1
+		}
+		return manifest.Manifest{Version: "0.1", ModuleHash: wasm.HashModule(module), CPUCores: 1, MemoryMB: memMB, TimeoutSeconds: secs}
 	}
 	invalid := []byte("this is not a wasm module")
 	for _, tc := range []struct {
@@ -152,16 +160,16 @@ func TestGuestFailures(t *testing.T) {
 		exit      int
 		truncated bool
 	}{
-		{"invalid wasm", invalid, 16, wire.OutcomeInvalidModule, -1, false},
-		{"infinite loop", testwasm.Bytes(t, testwasm.Loop), 16, wire.OutcomeTimeout, -1, false},
-		{"memory bomb", testwasm.Bytes(t, testwasm.Grow), 16, wire.OutcomeMemoryLimit, -1, false},
-		{"output flood", testwasm.Bytes(t, testwasm.Flood), 16, wire.OutcomeTimeout, -1, true},
-		{"trap", testwasm.Bytes(t, testwasm.Trap), 16, wire.OutcomeTrapped, -1, false},
-		{"exit 7", testwasm.Bytes(t, testwasm.Exit7), 16, wire.OutcomeExited, 7, false},
-		{"declared memory over the limit", testwasm.Bytes(t, testwasm.BigMem), 64, wire.OutcomeMemoryLimit, -1, false},
+		{"invalid wasm", invalid, 16, phase.OutcomeInvalidModule, -1, false},
+		{"infinite loop", testwasm.Bytes(t, testwasm.Loop), 16, phase.OutcomeTimeout, -1, false},
+		{"memory bomb", testwasm.Bytes(t, testwasm.Grow), 16, phase.OutcomeMemoryLimit, -1, false},
+		{"output flood", testwasm.Bytes(t, testwasm.Flood), 16, phase.OutcomeTimeout, -1, true},
+		{"trap", testwasm.Bytes(t, testwasm.Trap), 16, phase.OutcomeTrapped, -1, false},
+		{"exit 7", testwasm.Bytes(t, testwasm.Exit7), 16, phase.OutcomeExited, 7, false},
+		{"declared memory over the limit", testwasm.Bytes(t, testwasm.BigMem), 64, phase.OutcomeMemoryLimit, -1, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			j := jobSpec{module: tc.module, mf: short(tc.module, tc.mem)}
+			j := jobSpec{module: tc.module, mf: short(tc.module, tc.mem, tc.outcome)}
 			x := c.run(t, j)
 			require.NotNil(t, x.result, "%v", x.err)
 			assert.Equal(t, tc.outcome, x.result.Outcome, x.result.Detail)
@@ -178,11 +186,11 @@ func TestGuestFailures(t *testing.T) {
 			assert.Equal(t, "ok\n", string(next.stdout))
 		})
 	}
-	assert.Equal(t, 2.0, jobsCount(t, n.m, wire.OutcomeTimeout))
-	assert.Equal(t, 2.0, jobsCount(t, n.m, wire.OutcomeMemoryLimit))
+	assert.Equal(t, 2.0, jobsCount(t, n.m, phase.OutcomeTimeout))
+	assert.Equal(t, 2.0, jobsCount(t, n.m, phase.OutcomeMemoryLimit))
 }
 
-func TestLimitsClamped(t *testing.T) {
+func TestEXEC7_JOB11_LimitsClamped(t *testing.T) {
 	n := newTestNode(t, func(c *config.Jobs) { c.MaxMemoryMB = 32; c.MaxTimeoutSeconds = 2 })
 	c := n.client(t)
 	tiny := testwasm.Bytes(t, testwasm.Tiny)
@@ -195,20 +203,20 @@ func TestLimitsClamped(t *testing.T) {
 	assert.Equal(t, 32, rc.Limits.MemoryMB)
 }
 
-func TestReplayedNonce(t *testing.T) {
+func TestJOB15_ReplayedNonce(t *testing.T) {
 	n := newTestNode(t, nil)
 	c := n.client(t)
-	j := jobSpec{module: testwasm.Bytes(t, testwasm.Tiny), nonce: wire.NewNonce()}
+	j := jobSpec{module: testwasm.Bytes(t, testwasm.Tiny), nonce: phase.NewNonce()}
 	first := c.run(t, j)
 	require.NotNil(t, first.result, "%v", first.err)
 	second := c.run(t, j)
 	require.NotNil(t, second.rejected, "%v", second.err)
-	assert.Equal(t, wire.ReasonReplayedNonce, second.rejected.Reason)
+	assert.Equal(t, phase.ReasonReplayedNonce, second.rejected.Reason)
 	// Another peer replaying the same offer is refused too.
 	third := n.client(t).run(t, j)
 	require.NotNil(t, third.rejected, "%v", third.err)
-	assert.Equal(t, wire.ReasonReplayedNonce, third.rejected.Reason)
-	assert.Equal(t, 2.0, rejections(t, n.m, wire.ReasonReplayedNonce))
+	assert.Equal(t, phase.ReasonReplayedNonce, third.rejected.Reason)
+	assert.Equal(t, 2.0, rejections(t, n.m, phase.ReasonReplayedNonce))
 }
 
 // rawStream opens a job stream and writes raw bytes on it.
@@ -224,24 +232,24 @@ func frame(body []byte) []byte {
 	return append(binary.AppendUvarint(nil, uint64(len(body))), body...)
 }
 
-func TestBadOfferFrames(t *testing.T) {
+func TestJOB3_JOB13_BadOfferFrames(t *testing.T) {
 	n := newTestNode(t, nil)
 	c := n.client(t)
 	tiny := testwasm.Bytes(t, testwasm.Tiny)
-	oversized := frame(bytes.Repeat([]byte("x"), wire.MaxControlFrame+1))
+	oversized := frame(bytes.Repeat([]byte("x"), phase.MaxControlFrame+1))
 	for _, tc := range []struct {
 		name   string
 		bytes  []byte
 		reject string // want rejected with this reason
 		code   string // or an error with this code
 	}{
-		{"oversized control frame", oversized, wire.ReasonTooLarge, ""},
-		{"malformed JSON", frame([]byte(`{"type":"offer",`)), wire.ReasonInvalidRequest, ""},
-		{"not an object", frame([]byte(`[1,2]`)), wire.ReasonInvalidRequest, ""},
-		{"offer missing fields", frame([]byte(`{"type":"offer","job_id":"x"}`)), wire.ReasonInvalidRequest, ""},
-		{"non-minimal varint", []byte{0x80, 0x00}, "", wire.CodeProtocol},
-		{"payload before offer", frame([]byte(`{"type":"payload","args":[]}`)), "", wire.CodeProtocol},
-		{"truncated offer frame", []byte{0x40, '{'}, "", wire.CodeProtocol},
+		{"oversized control frame", oversized, phase.ReasonTooLarge, ""},
+		{"malformed JSON", frame([]byte(`{"type":"offer",`)), phase.ReasonInvalidRequest, ""},
+		{"not an object", frame([]byte(`[1,2]`)), phase.ReasonInvalidRequest, ""},
+		{"offer missing fields", frame([]byte(`{"type":"offer","job_id":"x"}`)), phase.ReasonInvalidRequest, ""},
+		{"non-minimal varint", []byte{0x80, 0x00}, "", phase.CodeProtocol},
+		{"payload before offer", frame([]byte(`{"type":"payload","args":[]}`)), "", phase.CodeProtocol},
+		{"truncated offer frame", []byte{0x40, '{'}, "", phase.CodeProtocol},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			x := rawStream(t, c, tc.bytes)
@@ -269,11 +277,11 @@ func TestBadOfferFrames(t *testing.T) {
 	// A rejected offer names the bad field.
 	x := c.run(t, jobSpec{module: tiny, edit: func(o *wire.Offer) { o.Manifest.MemoryMB = 0 }})
 	require.NotNil(t, x.rejected, "%v", x.err)
-	assert.Equal(t, wire.ReasonInvalidRequest, x.rejected.Reason)
+	assert.Equal(t, phase.ReasonInvalidRequest, x.rejected.Reason)
 	assert.Contains(t, x.rejected.Detail, "memory_mb")
 }
 
-func TestBadPayloadFrames(t *testing.T) {
+func TestJOB6_JOB7_JOB13_BadPayloadFrames(t *testing.T) {
 	n := newTestNode(t, nil)
 	c := n.client(t)
 	tiny := testwasm.Bytes(t, testwasm.Tiny)
@@ -282,9 +290,9 @@ func TestBadPayloadFrames(t *testing.T) {
 		bytes []byte
 		code  string
 	}{
-		{"oversized control frame", frame(bytes.Repeat([]byte(" "), wire.MaxControlFrame+1)), wire.CodeTooLarge},
-		{"malformed JSON", frame([]byte(`{"type":"payload"`)), wire.CodeInvalidRequest},
-		{"second offer", frame([]byte(`{"type":"caps_request"}`)), wire.CodeProtocol},
+		{"oversized control frame", frame(bytes.Repeat([]byte(" "), phase.MaxControlFrame+1)), phase.CodeTooLarge},
+		{"malformed JSON", frame([]byte(`{"type":"payload"`)), phase.CodeInvalidRequest},
+		{"second offer", frame([]byte(`{"type":"caps_request"}`)), phase.CodeProtocol},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			x := c.open(t)
@@ -303,7 +311,7 @@ func TestBadPayloadFrames(t *testing.T) {
 	}
 }
 
-func TestTruncatedStream(t *testing.T) {
+func TestWIRE7_TruncatedStream(t *testing.T) {
 	n := newTestNode(t, nil)
 	c := n.client(t)
 	hello := testwasm.Bytes(t, testwasm.Hello)
@@ -318,7 +326,7 @@ func TestTruncatedStream(t *testing.T) {
 	require.NoError(t, x.s.CloseWrite()) // the client gives up mid-module
 	x.readResult(t)
 	em := peerErr(t, x.err)
-	assert.Equal(t, wire.CodeProtocol, em.Code)
+	assert.Equal(t, phase.CodeProtocol, em.Code)
 	assert.Contains(t, em.Detail, "module")
 	eventually(t, 5*time.Second, func() bool { r, q := n.srv.Load(); return r == 0 && q == 0 }, "job slot not released")
 	assert.Equal(t, 0, n.srv.Store().Len())
@@ -338,7 +346,7 @@ func TestTruncatedStream(t *testing.T) {
 	require.NotNil(t, ok.result, "%v", ok.err)
 }
 
-func TestStalledPeerDoesNotBlockOthers(t *testing.T) {
+func TestJOB14_StalledPeerDoesNotBlockOthers(t *testing.T) {
 	n := newTestNode(t, func(c *config.Jobs) {
 		c.StepTimeout = config.Duration(4 * time.Second)
 		c.MaxConcurrent = 2
@@ -362,8 +370,10 @@ func TestStalledPeerDoesNotBlockOthers(t *testing.T) {
 		require.NotNil(t, x.accepted, "%v %v", x.rejected, x.err)
 		stalled = append(stalled, x)
 	}
+	// Accepted streams whose payload has not come hold no job slot.
 	_, queued := n.srv.Load()
-	require.Equal(t, 2, queued)
+	require.Equal(t, 0, queued)
+	require.Equal(t, 2, n.srv.UploadStats().Uploads)
 
 	// Another peer is served meanwhile, hello and all.
 	j := hello
@@ -371,15 +381,14 @@ func TestStalledPeerDoesNotBlockOthers(t *testing.T) {
 	require.NotNil(t, x.result, "%v %v", x.rejected, x.err)
 	assert.Equal(t, "cba\n", string(x.stdout))
 	other.verify(t, x, j)
-	_, queued = n.srv.Load()
-	assert.Equal(t, 2, queued, "the stalled jobs are still waiting for their payload, not cut early")
+	assert.Equal(t, 2, n.srv.UploadStats().Uploads, "the stalled jobs are still waiting for their payload, not cut early")
 
 	// The stallers are cut at the step deadline with a timeout error.
 	for _, sx := range append(stalled, silent) {
 		_, err := wire.ReadExpect(sx.br, wire.TypeResult)
-		assert.Equal(t, wire.CodeTimeout, peerErr(t, err).Code)
+		assert.Equal(t, phase.CodeTimeout, peerErr(t, err).Code)
 	}
-	eventually(t, 5*time.Second, func() bool { r, q := n.srv.Load(); return r == 0 && q == 0 }, "stalled jobs not released")
+	eventually(t, 5*time.Second, func() bool { return n.srv.UploadStats().Uploads == 0 }, "stalled jobs not released")
 }
 
 func TestQueueFull(t *testing.T) {
@@ -391,10 +400,10 @@ func TestQueueFull(t *testing.T) {
 		held.sendOffer(t, jobSpec{module: tiny})
 		require.NotNil(t, held.accepted)
 
-		j := jobSpec{module: tiny, nonce: wire.NewNonce()}
+		j := jobSpec{module: tiny, nonce: phase.NewNonce()}
 		x := a.run(t, j)
 		require.NotNil(t, x.rejected, "%v", x.err)
-		assert.Equal(t, wire.ReasonQueueFull, x.rejected.Reason)
+		assert.Equal(t, phase.ReasonQueueFull, x.rejected.Reason)
 		assert.Contains(t, x.rejected.Detail, "in flight")
 
 		// Another peer still gets in.
@@ -408,19 +417,27 @@ func TestQueueFull(t *testing.T) {
 		require.NotNil(t, held.result, "%v", held.err)
 		x = a.run(t, j)
 		require.NotNil(t, x.result, "%v %v", x.rejected, x.err)
-		assert.Equal(t, 1.0, rejections(t, n.m, wire.ReasonQueueFull))
+		assert.Equal(t, 1.0, rejections(t, n.m, phase.ReasonQueueFull))
 	})
 	t.Run("global", func(t *testing.T) {
 		n := newTestNode(t, func(c *config.Jobs) { c.MaxConcurrent = 1; c.MaxPerPeer = 1 })
 		tiny := testwasm.Bytes(t, testwasm.Tiny)
-		for range 2 { // one running slot plus one queue place
+		loop := testwasm.Bytes(t, testwasm.Loop)
+		j := jobSpec{module: loop, mf: manifest.Manifest{Version: "0.1", ModuleHash: wasm.HashModule(loop), CPUCores: 1, MemoryMB: 16, TimeoutSeconds: 3}}
+		// An accepted stream that has not sent its payload takes no place.
+		held := n.client(t).open(t)
+		held.sendOffer(t, jobSpec{module: tiny})
+		require.NotNil(t, held.accepted, "%v %v", held.rejected, held.err)
+		for range 2 { // one running slot plus one queue place, taken by jobs whose payload arrived
 			x := n.client(t).open(t)
-			x.sendOffer(t, jobSpec{module: tiny})
+			x.sendOffer(t, j)
 			require.NotNil(t, x.accepted, "%v %v", x.rejected, x.err)
+			x.sendPayload(t, j)
 		}
+		eventually(t, 5*time.Second, func() bool { r, q := n.srv.Load(); return r == 1 && q == 1 }, "jobs not queued")
 		x := n.client(t).run(t, jobSpec{module: tiny})
 		require.NotNil(t, x.rejected, "%v", x.err)
-		assert.Equal(t, wire.ReasonQueueFull, x.rejected.Reason)
+		assert.Equal(t, phase.ReasonQueueFull, x.rejected.Reason)
 		assert.Contains(t, x.rejected.Detail, "busy")
 	})
 }
@@ -433,7 +450,7 @@ func TestAuthorization(t *testing.T) {
 		n.srv.UpdatePolicy(func(p *Policy) { p.Deny[bad.h.ID()] = true })
 		x := bad.run(t, jobSpec{module: tiny})
 		require.NotNil(t, x.rejected, "%v", x.err)
-		assert.Equal(t, wire.ReasonUnauthorized, x.rejected.Reason)
+		assert.Equal(t, phase.ReasonUnauthorized, x.rejected.Reason)
 		y := good.run(t, jobSpec{module: tiny})
 		require.NotNil(t, y.result, "%v %v", y.rejected, y.err)
 	})
@@ -445,7 +462,7 @@ func TestAuthorization(t *testing.T) {
 		stranger := n.client(t)
 		x := stranger.run(t, jobSpec{module: tiny})
 		require.NotNil(t, x.rejected, "%v", x.err)
-		assert.Equal(t, wire.ReasonUnauthorized, x.rejected.Reason)
+		assert.Equal(t, phase.ReasonUnauthorized, x.rejected.Reason)
 		assert.Contains(t, x.rejected.Detail, "allowlist")
 
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -459,8 +476,8 @@ func TestAuthorization(t *testing.T) {
 		n.srv.UpdatePolicy(func(p *Policy) { p.Deny[allowedID.ID()] = true })
 		z := allowed.run(t, jobSpec{module: tiny})
 		require.NotNil(t, z.rejected, "%v", z.err)
-		assert.Equal(t, wire.ReasonUnauthorized, z.rejected.Reason)
-		assert.Equal(t, 2.0, rejections(t, n.m, wire.ReasonUnauthorized))
+		assert.Equal(t, phase.ReasonUnauthorized, z.rejected.Reason)
+		assert.Equal(t, 2.0, rejections(t, n.m, phase.ReasonUnauthorized))
 	})
 }
 
@@ -475,7 +492,8 @@ func TestLoadAndClose(t *testing.T) {
 	x.sendOffer(t, j)
 	require.NotNil(t, x.accepted)
 	r, q := n.srv.Load()
-	assert.Equal(t, [2]int{0, 1}, [2]int{r, q})
+	assert.Equal(t, [2]int{0, 0}, [2]int{r, q}, "an accepted stream holds no job slot until its payload arrived")
+	assert.Equal(t, 1, n.srv.UploadStats().Uploads)
 	x.sendPayload(t, j)
 	eventually(t, 5*time.Second, func() bool { r, _ := n.srv.Load(); return r == 1 }, "job never started")
 	assert.GreaterOrEqual(t, changes.Load(), int64(2), "accepted and started both change the load")
@@ -493,7 +511,7 @@ func TestLoadAndClose(t *testing.T) {
 	// No new streams after Close.
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()
-	s, err := c.h.NewStream(sctx, c.node, wire.ProtocolJob)
+	s, err := c.h.NewStream(sctx, c.node, phase.ProtocolJob)
 	if err == nil { // lazy protocol negotiation: the failure shows on first read
 		_ = wire.WriteControl(s, wire.CapsRequest{})
 		_, err = wire.ReadControl(s)
@@ -533,13 +551,19 @@ func TestNewServerErrors(t *testing.T) {
 		make func() (*Server, error)
 		want string
 	}{
-		{"nil host", func() (*Server, error) { return NewServer(nil, exec, base.id, testConfig(), nil, nil) }, "nil host"},
-		{"nil executor", func() (*Server, error) { return NewServer(base.host, nil, base.id, testConfig(), nil, nil) }, "nil executor"},
-		{"identity of another peer", func() (*Server, error) { return NewServer(other, exec, base.id, testConfig(), nil, nil) }, "not the host's peer ID"},
+		{"nil host", func() (*Server, error) {
+			return NewServer(Options{Host: nil, Exec: exec, Identity: base.id, Config: testConfig()})
+		}, "nil host"},
+		{"nil executor", func() (*Server, error) {
+			return NewServer(Options{Host: base.host, Exec: nil, Identity: base.id, Config: testConfig()})
+		}, "nil executor"},
+		{"identity of another peer", func() (*Server, error) {
+			return NewServer(Options{Host: other, Exec: exec, Identity: base.id, Config: testConfig()})
+		}, "not the host's peer ID"},
 		{"bad config", func() (*Server, error) {
 			c := testConfig()
 			c.MaxConcurrent = 0
-			return NewServer(base.host, exec, base.id, c, nil, nil)
+			return NewServer(Options{Host: base.host, Exec: exec, Identity: base.id, Config: c})
 		}, "jobs.max_concurrent"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -602,9 +626,9 @@ func TestJobLogs(t *testing.T) {
 	require.NotNil(t, fin)
 	assert.Equal(t, x.offer.JobID, fin["job_id"])
 	assert.Equal(t, c.h.ID().String(), fin["peer"])
-	assert.Equal(t, wire.OutcomeExited, fin["outcome"])
+	assert.Equal(t, phase.OutcomeExited, fin["outcome"])
 	assert.Contains(t, fin, "wall_ms")
-	assert.Equal(t, wire.ReasonReplayedNonce, events["job_rejected"]["reason"])
+	assert.Equal(t, phase.ReasonReplayedNonce, events["job_rejected"]["reason"])
 	buf.mu.Lock()
 	raw := buf.b.String()
 	buf.mu.Unlock()
@@ -612,7 +636,7 @@ func TestJobLogs(t *testing.T) {
 	assert.NotContains(t, raw, "\x1b", "no raw control bytes in the log")
 }
 
-func TestZeroOutputCaps(t *testing.T) {
+func TestJOB10_ZeroOutputCaps(t *testing.T) {
 	n := newTestNode(t, func(c *config.Jobs) { c.StdoutCap = 0; c.StderrCap = 0 })
 	c := n.client(t)
 	j := jobSpec{module: testwasm.Bytes(t, testwasm.Exit7)}

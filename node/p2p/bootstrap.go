@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -16,13 +17,20 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/phase-protocol/plasm/node/datadir"
 )
 
 // PeersFile is where a node saves the peers it knew at shutdown.
 const PeersFile = "peers.json"
 
-// maxSavedPeers bounds the saved peer list.
-const maxSavedPeers = 64
+// Bounds of peers.json: dht.saved_peers (at most MaxSavedPeers) peers of
+// at most maxSavedAddrs addresses each; a larger file is not read.
+const (
+	MaxSavedPeers     = 1024
+	maxSavedAddrs     = 8
+	maxPeersFileBytes = 1 << 20
+)
 
 // Bootstrapper connects a node to its bootstrap peers (and the peers it
 // saved last time) and keeps trying, with backoff, while it has none.
@@ -177,35 +185,36 @@ type savedPeer struct {
 	Addrs []string `json:"addrs"`
 }
 
-// SavePeers writes the peers the host is connected to (at most 64), so
-// the next start can rejoin without the bootstrap node.
-func SavePeers(dataDir string, h host.Host) error {
-	var out []savedPeer
+// SavePeers writes the peers the host is connected to (at most max, each
+// with at most 8 addresses), so the next start can rejoin without the
+// bootstrap node. The file is replaced atomically: a full or read-only disk
+// leaves the previous file as it was and returns the error.
+func SavePeers(fsys datadir.FS, dataDir string, h host.Host, max int) error {
+	out := []savedPeer{}
 	for _, id := range h.Network().Peers() {
+		if len(out) >= min(max, MaxSavedPeers) {
+			break
+		}
 		if h.Network().Connectedness(id) != network.Connected {
 			continue
 		}
 		sp := savedPeer{ID: id.String()}
 		for _, a := range h.Peerstore().Addrs(id) {
+			if len(sp.Addrs) == maxSavedAddrs {
+				break
+			}
 			sp.Addrs = append(sp.Addrs, a.String())
 		}
 		if len(sp.Addrs) == 0 {
 			continue
 		}
 		out = append(out, sp)
-		if len(out) == maxSavedPeers {
-			break
-		}
 	}
 	b, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dataDir, PeersFile+".tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("saving peers: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dataDir, PeersFile)); err != nil {
+	if err := datadir.WriteFile(fsys, filepath.Join(dataDir, PeersFile), b, 0o600, true); err != nil {
 		return fmt.Errorf("saving peers: %w", err)
 	}
 	return nil
@@ -215,12 +224,20 @@ func SavePeers(dataDir string, h host.Host) error {
 // peers; a damaged one is an error naming the file.
 func LoadPeers(dataDir string) ([]peer.AddrInfo, error) {
 	path := filepath.Join(dataDir, PeersFile)
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading saved peers: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxPeersFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading saved peers: %w", err)
+	}
+	if len(b) > maxPeersFileBytes {
+		return nil, fmt.Errorf("saved peers %s: larger than %d bytes", path, maxPeersFileBytes)
 	}
 	var in []savedPeer
 	if err := json.Unmarshal(b, &in); err != nil {
@@ -228,7 +245,7 @@ func LoadPeers(dataDir string) ([]peer.AddrInfo, error) {
 	}
 	var out []peer.AddrInfo
 	for i, sp := range in {
-		if i == maxSavedPeers {
+		if i == MaxSavedPeers {
 			break
 		}
 		id, err := peer.Decode(sp.ID)
@@ -241,7 +258,9 @@ func LoadPeers(dataDir string) ([]peer.AddrInfo, error) {
 			if err != nil {
 				return nil, fmt.Errorf("saved peers %s: entry %d: %w", path, i, err)
 			}
-			ai.Addrs = append(ai.Addrs, a)
+			if len(ai.Addrs) < maxSavedAddrs {
+				ai.Addrs = append(ai.Addrs, a)
+			}
 		}
 		out = append(out, ai)
 	}
