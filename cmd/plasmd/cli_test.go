@@ -13,6 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/phase-protocol/plasm/internal/testwasm"
+	"github.com/phase-protocol/plasm/node/api"
+	"github.com/phase-protocol/plasm/node/receipt"
+	"github.com/phase-protocol/plasm/node/wasm"
 )
 
 // runCLI runs plasmd in-process and returns its status and streams.
@@ -55,7 +58,7 @@ func TestRunExamples(t *testing.T) {
 	}
 }
 
-func TestRunFloodIsCapped(t *testing.T) {
+func TestEXEC4_RunFloodIsCapped(t *testing.T) {
 	code, stdout, stderr := runCLI(t, "", "run", "--data-dir", dataDir(t), "--timeout", "0.3", "--stdout-cap", "1000", testwasm.Path(t, testwasm.Flood))
 	assert.Equal(t, exitTimeout, code)
 	assert.Len(t, stdout, 1000)
@@ -81,8 +84,11 @@ func TestRunBadInput(t *testing.T) {
 		{"not wasm", []string{"run", "--data-dir", dir, garbage}, exitInvalidModule, "invalid module"},
 		{"manifest out of range", []string{"run", "--data-dir", dir, "--manifest", badManifest, hello}, exitHarness, "module_hash"},
 		{"manifest hash mismatch", []string{"run", "--data-dir", dir, "--manifest", wrongHash, hello}, exitHashMismatch, "hash"},
-		{"memory flag out of range", []string{"run", "--data-dir", dir, "--memory-mb", "0", hello}, exitUsage, "--memory-mb 0 out of range"},
+		{"memory flag out of range", []string{"run", "--data-dir", dir, "--memory-mb", "0", hello}, exitUsage, "--memory-mb: 0 out of range 1–32768"},
+		{"memory flag over the range", []string{"run", "--data-dir", dir, "--memory-mb", "40000", hello}, exitUsage, "--memory-mb: 40000 out of range 0–32768"},
+		{"seed without deterministic", []string{"run", "--data-dir", dir, "--seed", "3", hello}, exitUsage, "--seed: is set but deterministic is false"},
 		{"no module", []string{"run", "--data-dir", dir}, exitUsage, "want exactly one MODULE.wasm"},
+		{"unknown tier", []string{"run", "--data-dir", dir, "--tier", "jit", hello}, exitUsage, `--tier: tier "jit" is not one of auto, interpreter, compiler`},
 		{"unknown flag", []string{"run", "--bogus", hello}, exitUsage, "bogus"},
 		{"unknown command", []string{"frobnicate"}, exitUsage, "unknown command"},
 	} {
@@ -102,21 +108,27 @@ func TestEveryCommandHasHelp(t *testing.T) {
 	}
 }
 
+// run --json prints the shape submit --json and POST /v1/jobs print.
 func TestRunJSON(t *testing.T) {
-	code, stdout, _ := runCLI(t, "", "run", "--json", "--data-dir", dataDir(t), testwasm.Path(t, testwasm.Hello), "--", "abc")
+	dir := dataDir(t)
+	code, stdout, _ := runCLI(t, "", "run", "--json", "--data-dir", dir, testwasm.Path(t, testwasm.Hello), "--", "abc")
 	require.Equal(t, 0, code)
-	var out runOutput
+	var out api.JobResponse
 	require.NoError(t, json.Unmarshal([]byte(stdout), &out))
 	assert.Equal(t, "exited", out.Outcome)
 	require.NotNil(t, out.Stdout)
 	assert.Equal(t, "cba\n", *out.Stdout)
-	require.NotNil(t, out.Receipt)
-	assert.Equal(t, out.Receipt.StdoutHash, "sha256:"+sha256hex("cba\n"))
+	assert.Equal(t, []byte("cba\n"), out.StdoutBase64)
+	rc, err := receipt.Parse(out.Receipt)
+	require.NoError(t, err)
+	assert.Equal(t, rc.StdoutHash, "sha256:"+sha256hex("cba\n"))
+	assert.Equal(t, rc.NodePeerID, out.Node, "the node is this one")
+	assert.Empty(t, out.Attempts)
 }
 
 // TestVerifyCatchesEveryTamperedField runs hello, then changes each field
 // of the receipt in turn: plasmd verify must refuse every one.
-func TestVerifyCatchesEveryTamperedField(t *testing.T) {
+func TestRCPT4_RCPT6_VerifyCatchesEveryTamperedField(t *testing.T) {
 	dir := dataDir(t)
 	rcPath := filepath.Join(t.TempDir(), "receipt.json")
 	stdoutPath := filepath.Join(t.TempDir(), "stdout.txt")
@@ -236,4 +248,26 @@ func TestInitAndVersion(t *testing.T) {
 	code, out, _ := runCLI(t, "", "version")
 	assert.Equal(t, 0, code)
 	assert.Contains(t, out, "/phase/job/1.0.0")
+}
+
+func TestRunTiersAndCompileOnly(t *testing.T) {
+	dir := dataDir(t)
+	hello := testwasm.Path(t, testwasm.Hello)
+	for _, tier := range []string{"interpreter", "compiler", "auto"} {
+		code, stdout, stderr := runCLI(t, "", "run", "--data-dir", dir, "--tier", tier, hello, "--", "abc")
+		assert.Equal(t, 0, code, stderr)
+		assert.Equal(t, "cba\n", stdout, tier)
+	}
+	// --compile-only fills the cache and runs nothing.
+	tiny := testwasm.Path(t, testwasm.Tiny)
+	b, err := os.ReadFile(tiny)
+	require.NoError(t, err)
+	cache := filepath.Join(dir, "cache", "wasm")
+	require.False(t, wasm.CompiledOnDisk(cache, wasm.HashModule(b)))
+	code, stdout, stderr := runCLI(t, "", "run", "--compile-only", "--data-dir", dir, tiny)
+	assert.Equal(t, 0, code, stderr)
+	assert.Empty(t, stdout, "nothing ran")
+	assert.True(t, wasm.CompiledOnDisk(cache, wasm.HashModule(b)))
+	code, _, stderr = runCLI(t, "", "run", "--compile-only", "--data-dir", dir, testwasm.Path(t, testwasm.Trap)+".missing")
+	assert.Equal(t, exitHarness, code, stderr)
 }

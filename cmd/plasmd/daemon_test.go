@@ -21,6 +21,7 @@ import (
 
 	"github.com/phase-protocol/plasm/internal/testwasm"
 	"github.com/phase-protocol/plasm/node/api"
+	"github.com/phase-protocol/plasm/node/phase"
 )
 
 // TestMain lets the test binary stand in for plasmd in child processes,
@@ -184,10 +185,24 @@ func TestThreeDaemonsFindEachOtherAndRunJobs(t *testing.T) {
 		code, out, stderr := runCLI(t, "", "submit", "--api", d1.api, "--json", "--timeout", "20", testwasm.Path(t, testwasm.Slow))
 		res <- result{code, out, stderr}
 	}()
+	// The client offers to two nodes and withdraws from the one that
+	// accepted second, so a node counts as running the job once it has
+	// held it for half a second (the job sleeps 2 s). Only the slow job
+	// counts: an offer of an earlier job that was withdrawn may not have
+	// logged its end yet.
+	slowHash := phase.HashBytes(testwasm.Bytes(t, testwasm.Slow))
 	var victim *daemon
+	since := map[*daemon]time.Time{}
 	require.Eventually(t, func() bool {
 		for _, d := range all {
-			if running(d.logs.String()) {
+			if !running(d.logs.String(), slowHash) {
+				delete(since, d)
+				continue
+			}
+			if _, ok := since[d]; !ok {
+				since[d] = time.Now()
+			}
+			if time.Since(since[d]) >= 500*time.Millisecond {
 				victim = d
 				return true
 			}
@@ -210,24 +225,122 @@ func TestThreeDaemonsFindEachOtherAndRunJobs(t *testing.T) {
 	assert.GreaterOrEqual(t, len(resp.Attempts), 2, "the failed attempt is listed")
 }
 
-// running reports whether a node's log shows a job accepted and not
-// aborted (the losers of a fan-out offer are aborted at once).
-func running(logs string) bool {
+// running reports whether a node's log shows a job of module hash
+// accepted and not ended (the losers of a fan-out offer are aborted).
+func running(logs, hash string) bool {
 	accepted := map[string]bool{}
 	for _, line := range strings.Split(logs, "\n") {
 		var e struct {
-			Event string `json:"event"`
-			JobID string `json:"job_id"`
+			Event      string `json:"event"`
+			JobID      string `json:"job_id"`
+			ModuleHash string `json:"module_hash"`
 		}
 		if json.Unmarshal([]byte(line), &e) != nil {
 			continue
 		}
 		switch e.Event {
 		case "job_accepted":
-			accepted[e.JobID] = true
-		case "job_aborted", "job_finished", "job_failed":
+			if e.ModuleHash == hash {
+				accepted[e.JobID] = true
+			}
+		case "job_aborted", "job_finished", "job_failed", "job_error":
 			delete(accepted, e.JobID)
 		}
 	}
 	return len(accepted) > 0
+}
+
+// A daemon whose data directory holds an API token refuses API commands
+// without it; submit and status send it from --token-file or
+// $PLASMD_API_TOKEN_FILE.
+func TestAPITokenDaemon(t *testing.T) {
+	dir := dataDir(t)
+	code, out, stderr := runCLI(t, "", "init", "--json", "--api-token", "--data-dir", dir)
+	require.Equal(t, 0, code, stderr)
+	var ini struct {
+		TokenFile string `json:"api_token_file"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &ini))
+	require.Equal(t, filepath.Join(dir, api.TokenFile), ini.TokenFile)
+	st, err := os.Stat(ini.TokenFile)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+
+	apiAddr := fmt.Sprintf("127.0.0.1:%d", freeTCPPort(t))
+	logs := &lockedBuffer{}
+	cmd := exec.Command(os.Args[0], "start", "--data-dir", dir, "--api", apiAddr, "--listen", "/ip4/127.0.0.1/tcp/0")
+	cmd.Env = append(os.Environ(), "PLASMD_TEST_AS_MAIN=1")
+	cmd.Stderr = logs
+	require.NoError(t, cmd.Start())
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("logs:\n%s", logs.String())
+		}
+	})
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + apiAddr + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, 30*time.Second, 50*time.Millisecond, "daemon API up (/healthz needs no token)")
+	assert.Contains(t, logs.String(), `"token":true`)
+
+	t.Setenv("PLASMD_DATA_DIR", t.TempDir()) // no token in the default place
+	hello := testwasm.Path(t, testwasm.Hello)
+	code, _, stderr = runCLI(t, "", "submit", "--api", apiAddr, hello)
+	assert.Equal(t, exitHarness, code)
+	assert.Contains(t, stderr, "401")
+	assert.Contains(t, stderr, "token")
+	code, _, stderr = runCLI(t, "", "status", "--api", apiAddr)
+	assert.NotEqual(t, 0, code)
+	assert.Contains(t, stderr, "401")
+
+	// With the token the job reaches the network (no other node: 502).
+	code, _, stderr = runCLI(t, "", "submit", "--api", apiAddr, "--token-file", ini.TokenFile, hello)
+	assert.Equal(t, exitFailed, code, stderr)
+	assert.NotContains(t, stderr, "401")
+	t.Setenv("PLASMD_API_TOKEN_FILE", ini.TokenFile)
+	code, out, stderr = runCLI(t, "", "status", "--api", apiAddr)
+	assert.Equal(t, 0, code, stderr)
+	assert.Contains(t, out, "wazero")
+	code, _, stderr = runCLI(t, "", "submit", "--api", apiAddr, "--token-file", filepath.Join(dir, "nope"), hello)
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, "--token-file")
+}
+
+// A token file others may read, or a configured one that is missing,
+// stops the daemon before it starts, naming the file.
+func TestStartRefusesBadTokenFile(t *testing.T) {
+	dir := dataDir(t)
+	code, _, stderr := runCLI(t, "", "init", "--api-token", "--data-dir", dir)
+	require.Equal(t, 0, code, stderr)
+	tokenFile := filepath.Join(dir, api.TokenFile)
+	require.NoError(t, os.Chmod(tokenFile, 0o644))
+	args := []string{"start", "--data-dir", dir, "--api", "127.0.0.1:0", "--listen", "/ip4/127.0.0.1/tcp/0"}
+	code, _, stderr = runCLI(t, "", args...)
+	assert.Equal(t, exitFailed, code)
+	assert.Contains(t, stderr, tokenFile)
+	assert.Contains(t, stderr, "mode 0644")
+
+	cfgFile := filepath.Join(t.TempDir(), "plasmd.json")
+	require.NoError(t, os.WriteFile(cfgFile, []byte(`{"api_access":{"token_file":"elsewhere.token"}}`), 0o600))
+	code, _, stderr = runCLI(t, "", append(args, "--config", cfgFile)...)
+	assert.Equal(t, exitFailed, code)
+	assert.Contains(t, stderr, filepath.Join(dir, "elsewhere.token"))
+
+	require.NoError(t, os.WriteFile(cfgFile, []byte(`{"api_access":{"allowed_origins":["http://Evil.example/path"]}}`), 0o600))
+	code, _, stderr = runCLI(t, "", append(args, "--config", cfgFile)...)
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, "api_access.allowed_origins[0]")
 }

@@ -3,19 +3,23 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
-	"unicode/utf8"
 
+	"github.com/phase-protocol/plasm/node/api"
+	"github.com/phase-protocol/plasm/node/client"
 	"github.com/phase-protocol/plasm/node/identity"
 	"github.com/phase-protocol/plasm/node/jobs"
 	"github.com/phase-protocol/plasm/node/manifest"
-	"github.com/phase-protocol/plasm/node/receipt"
+	"github.com/phase-protocol/plasm/node/phase"
 	"github.com/phase-protocol/plasm/node/wasm"
 )
 
@@ -27,21 +31,6 @@ line naming the outcome on stderr and exits with:
   120 plasmd could not run the job (unreadable file, bad manifest)   2 usage error
 With --manifest, the manifest's module_hash must match the module and its memory_mb
 and timeout_seconds apply unless given as flags.`
-
-type runOutput struct {
-	Outcome         string           `json:"outcome"`
-	ExitCode        int              `json:"exit_code"`
-	Detail          string           `json:"detail,omitempty"`
-	Stdout          *string          `json:"stdout,omitempty"`
-	StdoutBase64    []byte           `json:"stdout_base64,omitempty"`
-	Stderr          *string          `json:"stderr,omitempty"`
-	StderrBase64    []byte           `json:"stderr_base64,omitempty"`
-	StdoutTruncated bool             `json:"stdout_truncated"`
-	StderrTruncated bool             `json:"stderr_truncated"`
-	WallTimeMS      float64          `json:"wall_time_ms"`
-	ModuleHash      string           `json:"module_hash"`
-	Receipt         *receipt.Receipt `json:"receipt"`
-}
 
 func cmdRun(ctx context.Context, env *cmdEnv, args []string) int {
 	fs := newFlagSet(env, "run", "[FLAGS] MODULE.wasm [-- ARG...]", runAbout)
@@ -57,6 +46,8 @@ func cmdRun(ctx context.Context, env *cmdEnv, args []string) int {
 	stderrCap := fs.Int("stderr-cap", def.StderrCap, "bytes of guest stderr kept")
 	deterministic := fs.Bool("deterministic", false, "fixed clock and seeded random, for byte-identical output everywhere")
 	seed := fs.Int64("seed", 0, "random seed for --deterministic")
+	tier := fs.String("tier", string(wasm.TierAuto), "engine: auto (compiled code from the cache if there, else the interpreter while a background plasmd compiles the module into the cache), interpreter, or compiler (compile, then run)")
+	compileOnly := fs.Bool("compile-only", false, "compile MODULE into the cache (--data-dir) and exit without running it")
 	pos, guestArgs, err := parseArgs(fs, args)
 	if err != nil {
 		return helpOrUsage(err)
@@ -68,10 +59,18 @@ func cmdRun(ctx context.Context, env *cmdEnv, args []string) int {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
+	if err := wasm.Tier(*tier).Validate(); err != nil {
+		errf(env.stderr, "run: --tier: %v", err)
+		return exitUsage
+	}
 	module, err := os.ReadFile(pos[0])
 	if err != nil {
 		errf(env.stderr, "run: reading module: %v", err)
 		return exitHarness
+	}
+	cacheDir := filepath.Join(*dataDir, "cache", "wasm")
+	if *compileOnly {
+		return compileModule(ctx, env, cacheDir, module)
 	}
 	limits := wasm.Limits{MemoryMB: *memoryMB, Timeout: time.Duration(*timeout * float64(time.Second)), StdoutCap: *stdoutCap, StderrCap: *stderrCap}
 	job := wasm.Job{Module: module, Args: guestArgs, Deterministic: *deterministic, Seed: *seed}
@@ -89,7 +88,7 @@ func cmdRun(ctx context.Context, env *cmdEnv, args []string) int {
 			limits.Timeout = time.Duration(m.TimeoutSeconds) * time.Second
 		}
 	}
-	if err := checkLimits(limits); err != nil {
+	if err := checkJob(job, limits); err != nil {
 		errf(env.stderr, "run: %v", err)
 		return exitUsage
 	}
@@ -106,17 +105,38 @@ func cmdRun(ctx context.Context, env *cmdEnv, args []string) int {
 		errf(env.stderr, "run: %v", err)
 		return exitHarness
 	}
-	exec, err := wasm.New(ctx, wasm.Config{CacheDir: filepath.Join(*dataDir, "cache", "wasm")})
+	// One process runs one job, so auto decides up front: compiled code
+	// from the disk cache when it is there (loading it is faster than
+	// interpreting), else the interpreter now and a detached plasmd that
+	// compiles the module into the cache for the next run, so this process
+	// need not wait for the compiler before exiting.
+	runTier, background := wasm.Tier(*tier), false
+	if runTier == wasm.TierAuto {
+		runTier = wasm.TierCompiler
+		if hash := wasm.HashModule(module); !wasm.CompiledOnDisk(cacheDir, hash) {
+			runTier, background = wasm.TierInterpreter, env.spawn != nil && !compileStarted(cacheDir, hash)
+		}
+	}
+	exec, err := wasm.New(ctx, wasm.Config{CacheDir: cacheDir, Tier: runTier})
 	if err != nil {
 		errf(env.stderr, "run: starting executor: %v", err)
 		return exitHarness
 	}
 	defer exec.Close(context.WithoutCancel(ctx))
 
-	res, rc, err := jobs.Execute(ctx, exec, id, jobs.Spec{JobID: jobs.NewJobID(), Nonce: jobs.NewNonce(), Job: job})
+	res, rc, err := jobs.Execute(ctx, exec, id, jobs.Spec{JobID: phase.NewJobID(), Nonce: phase.NewNonce(), Job: job})
 	if err != nil {
 		errf(env.stderr, "run: %v", err)
 		return exitHarness
+	}
+	if background && res.Outcome != wasm.OutcomeInvalidModule && res.Outcome != wasm.OutcomeHashMismatch {
+		abs, err := filepath.Abs(pos[0])
+		if err == nil {
+			err = env.spawn("run", "--compile-only", "--data-dir", *dataDir, abs)
+		}
+		if err != nil { // the job ran; only the next run's speed is at stake
+			errf(env.stderr, "run: warning: could not start the background compile: %v", err)
+		}
 	}
 	if *receiptFile != "" {
 		if err := writeJSONFile(*receiptFile, rc); err != nil {
@@ -125,13 +145,17 @@ func cmdRun(ctx context.Context, env *cmdEnv, args []string) int {
 		}
 	}
 	if *jsonOut {
-		out := runOutput{
-			Outcome: string(res.Outcome), ExitCode: res.ExitCode, Detail: res.Detail,
-			StdoutTruncated: res.StdoutTruncated, StderrTruncated: res.StderrTruncated,
-			WallTimeMS: float64(res.WallTime.Microseconds()) / 1000, ModuleHash: res.ModuleHash, Receipt: rc,
+		// The same shape as submit --json and POST /v1/jobs.
+		rcJSON, err := json.Marshal(rc)
+		if err != nil {
+			errf(env.stderr, "run: %v", err)
+			return exitHarness
 		}
-		out.Stdout, out.StdoutBase64 = textOrBytes(res.Stdout)
-		out.Stderr, out.StderrBase64 = textOrBytes(res.Stderr)
+		out := api.Response(&client.Result{
+			Node: id.ID, Outcome: string(res.Outcome), ExitCode: rc.ExitCode, Detail: res.Detail,
+			Stdout: res.Stdout, Stderr: res.Stderr, StdoutTruncated: res.StdoutTruncated, StderrTruncated: res.StderrTruncated,
+			Receipt: rc, ReceiptJSON: rcJSON, WallTime: res.WallTime,
+		})
 		enc := json.NewEncoder(env.stdout)
 		enc.SetEscapeHTML(false)
 		if err := enc.Encode(out); err != nil {
@@ -151,7 +175,7 @@ func cmdRun(ctx context.Context, env *cmdEnv, args []string) int {
 	if res.StderrTruncated {
 		errf(env.stderr, "guest stderr truncated at %d bytes (--stderr-cap)", limits.StderrCap)
 	}
-	if res.Outcome != wasm.OutcomeExited {
+	if res.Outcome != phase.OutcomeExited {
 		errf(env.stderr, "%s", oneLine(res.Detail, string(res.Outcome)))
 	}
 	return outcomeStatus(res)
@@ -160,16 +184,33 @@ func cmdRun(ctx context.Context, env *cmdEnv, args []string) int {
 // outcomeStatus maps a job result to plasmd's exit status.
 func outcomeStatus(res wasm.Result) int { return statusOf(string(res.Outcome), res.ExitCode) }
 
-func checkLimits(l wasm.Limits) error {
+// checkJob applies the rules every front end shares (phase.Job.Validate:
+// memory, args, deterministic seed) and the local run's own: a timeout of
+// at least a millisecond and at most the protocol's, caps not negative.
+func checkJob(job wasm.Job, l wasm.Limits) error {
+	j := phase.Job{Module: job.Module, Args: job.Args, MemoryMB: l.MemoryMB, Deterministic: job.Deterministic, Seed: job.Seed}
+	if err := j.Validate(); err != nil {
+		return flagError(err)
+	}
 	switch {
-	case l.MemoryMB < 1 || l.MemoryMB > 32768:
-		return fmt.Errorf("--memory-mb %d out of range 1–32768", l.MemoryMB)
-	case l.Timeout < time.Millisecond || l.Timeout > time.Hour:
-		return fmt.Errorf("--timeout %v out of range 0.001–3600 seconds", l.Timeout.Seconds())
+	case l.MemoryMB < phase.MinMemoryMB:
+		return fmt.Errorf("--memory-mb: %d out of range %d–%d", l.MemoryMB, phase.MinMemoryMB, phase.MaxMemoryMB)
+	case l.Timeout < time.Millisecond || l.Timeout > phase.MaxTimeoutSeconds*time.Second:
+		return fmt.Errorf("--timeout: %v s out of range 0.001–%d seconds", l.Timeout.Seconds(), phase.MaxTimeoutSeconds)
 	case l.StdoutCap < 0 || l.StderrCap < 0:
-		return fmt.Errorf("output caps must not be negative")
+		return fmt.Errorf("--stdout-cap, --stderr-cap: must not be negative")
 	}
 	return nil
+}
+
+// flagError names the flag of a member the shared rules refused
+// (memory_mb is --memory-mb); arguments keep their index.
+func flagError(err error) error {
+	var fe *phase.FieldError
+	if errors.As(err, &fe) && !strings.HasPrefix(fe.Field, "args") {
+		return fmt.Errorf("--%s: %s", strings.ReplaceAll(fe.Field, "_", "-"), fe.Msg)
+	}
+	return err
 }
 
 func readManifest(path string) (manifest.Manifest, error) {
@@ -199,16 +240,6 @@ func writeJSONFile(path string, v any) error {
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
-// textOrBytes keeps valid UTF-8 readable in JSON and sends anything else as
-// base64, so no byte is lost or replaced.
-func textOrBytes(b []byte) (*string, []byte) {
-	if utf8.Valid(b) {
-		s := string(b)
-		return &s, nil
-	}
-	return nil, b
-}
-
 // oneLine keeps a reason printable on a single terminal line.
 func oneLine(detail, fallback string) string {
 	if detail == "" {
@@ -220,4 +251,41 @@ func oneLine(detail, fallback string) string {
 		detail = detail[:300] + "…"
 	}
 	return detail
+}
+
+// compileModule is run --compile-only: fill the compile cache, run nothing.
+func compileModule(ctx context.Context, env *cmdEnv, cacheDir string, module []byte) int {
+	exec, err := wasm.New(ctx, wasm.Config{CacheDir: cacheDir, Tier: wasm.TierCompiler})
+	if err != nil {
+		errf(env.stderr, "run: starting executor: %v", err)
+		return exitHarness
+	}
+	defer exec.Close(context.WithoutCancel(ctx))
+	if err := exec.Prepare(ctx, module); err != nil {
+		errf(env.stderr, "run: %v", err)
+		return exitInvalidModule
+	}
+	return 0
+}
+
+// compileStarted: another plasmd began compiling the module lately (its
+// directory exists); one that has not finished in 5 minutes is presumed
+// dead and the module is compiled again.
+func compileStarted(cacheDir, hash string) bool {
+	st, err := os.Stat(wasm.ModuleCacheDir(cacheDir, hash))
+	return err == nil && time.Since(st.ModTime()) < 5*time.Minute
+}
+
+// spawnDetached starts this executable with args, not waiting for it: its
+// streams are /dev/null and it outlives this process.
+func spawnDetached(args ...string) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("finding plasmd: %w", err)
+	}
+	cmd := osexec.Command(exe, args...)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", exe, err)
+	}
+	return cmd.Process.Release()
 }

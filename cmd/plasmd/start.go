@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/phase-protocol/plasm/node"
@@ -37,6 +41,7 @@ func cmdStart(ctx context.Context, env *cmdEnv, args []string) int {
 	apiAddr := fs.String("api", "", "local API address (default 127.0.0.1:4748; \"off\" disables it)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error")
 	logFormat := fs.String("log-format", "", "json or text")
+	ready := fs.Bool("ready", false, `once serving, print one JSON line {"peer_id","addrs","api"} on stdout (the conformance launch contract)`)
 	pos, _, err := parseArgs(fs, args)
 	if err != nil {
 		return helpOrUsage(err)
@@ -82,7 +87,11 @@ func cmdStart(ctx context.Context, env *cmdEnv, args []string) int {
 		return exitUsage
 	}
 	log := newLogger(env.stderr, cfg.Log)
-	if err := runDaemon(ctx, cfg, log); err != nil {
+	var readyOut io.Writer
+	if *ready {
+		readyOut = env.stdout
+	}
+	if err := runDaemon(ctx, cfg, log, readyOut); err != nil {
 		log.Error("plasmd stopped", "event", "node_failed", "error", err.Error())
 		errf(env.stderr, "start: %v", err)
 		return exitFailed
@@ -90,8 +99,16 @@ func cmdStart(ctx context.Context, env *cmdEnv, args []string) int {
 	return exitOK
 }
 
-// runDaemon runs a node and its API until ctx ends.
-func runDaemon(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+// runDaemon runs a node and its API until ctx ends. With ready set, it
+// writes one readyLine there once the node and its API serve.
+func runDaemon(ctx context.Context, cfg config.Config, log *slog.Logger, ready io.Writer) error {
+	var access api.Access
+	if cfg.API != "" {
+		var err error
+		if access, err = apiAccess(cfg); err != nil {
+			return err
+		}
+	}
 	n, err := node.New(ctx, node.Options{Config: cfg, Logger: log})
 	if err != nil {
 		return err
@@ -104,16 +121,27 @@ func runDaemon(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		log.Info("node stopped", "event", "node_stopped")
 	}()
 	apiErr := make(chan error, 1)
+	apiAddr := ""
 	if cfg.API != "" {
 		l, err := api.Listen(cfg.API, log)
 		if err != nil {
 			return err
 		}
-		log.Info("local API listening", "event", "api_listening", "addr", l.Addr().String())
-		go func() { apiErr <- api.Serve(ctx, l, api.New(n, log, api.JobsHandler(n.Client(), n.Metrics, log))) }()
+		apiAddr = l.Addr().String()
+		access.Addr = apiAddr
+		log.Info("local API listening", "event", "api_listening", "addr", apiAddr, "token", access.Token != "",
+			"allowed_origins", len(access.Origins))
+		srv := api.New(n, log, api.JobsHandler(n.Client(), n.Metrics, log))
+		srv.SetAccess(access)
+		go func() { apiErr <- api.Serve(ctx, l, srv) }()
 	}
 	if err := n.Start(ctx); err != nil {
 		return err
+	}
+	if ready != nil {
+		if err := writeReady(ready, n, apiAddr); err != nil {
+			return err
+		}
 	}
 	select {
 	case <-ctx.Done():
@@ -122,6 +150,45 @@ func runDaemon(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		if err != nil {
 			return fmt.Errorf("api: %w", err)
 		}
+	}
+	return nil
+}
+
+// apiAccess is the API's access policy from cfg: the token file is read
+// (and its mode and owner checked) once, at start.
+func apiAccess(cfg config.Config) (api.Access, error) {
+	a := api.Access{Hosts: cfg.APIAccess.AllowedHosts, Origins: cfg.APIAccess.AllowedOrigins}
+	path, explicit := api.TokenPath(cfg.DataDir, cfg.APIAccess.TokenFile)
+	if _, err := os.Stat(path); err != nil && !explicit && errors.Is(err, fs.ErrNotExist) {
+		return a, nil // no token: loopback alone guards the API
+	}
+	tok, err := api.LoadToken(path)
+	if err != nil {
+		return a, fmt.Errorf("api_access.token_file: %w", err)
+	}
+	a.Token = tok
+	return a, nil
+}
+
+// readyLine is what --ready prints: the launch contract's line
+// (docs/CONFORMANCE.md).
+type readyLine struct {
+	PeerID string   `json:"peer_id"`
+	Addrs  []string `json:"addrs"`
+	API    string   `json:"api"`
+}
+
+func writeReady(w io.Writer, n *node.Node, apiAddr string) error {
+	r := readyLine{PeerID: n.Host.ID().String(), API: apiAddr, Addrs: []string{}}
+	for _, a := range n.Addrs() {
+		r.Addrs = append(r.Addrs, a.String())
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if _, err := fmt.Fprintf(w, "%s\n", b); err != nil {
+		return fmt.Errorf("writing the ready line: %w", err)
 	}
 	return nil
 }

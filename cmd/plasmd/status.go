@@ -90,6 +90,13 @@ func apiGet(ctx context.Context, addr, path string, v any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	token, err := apiToken("")
+	if err != nil {
+		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("no node API at %s (is plasmd start running? see --api): %w", addr, err)

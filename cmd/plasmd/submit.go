@@ -8,10 +8,12 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/phase-protocol/plasm/node/api"
+	"github.com/phase-protocol/plasm/node/phase"
 	"github.com/phase-protocol/plasm/node/receipt"
 )
 
@@ -25,6 +27,7 @@ with its reason and exits 1.`
 func cmdSubmit(ctx context.Context, env *cmdEnv, args []string) int {
 	fs := newFlagSet(env, "submit", "[--api ADDR | --bootstrap MULTIADDR...] [FLAGS] MODULE.wasm [-- ARG...]", submitAbout)
 	apiAddr := fs.String("api", "", "the local daemon's API address (default 127.0.0.1:4748 unless --bootstrap is given)")
+	tokenFile := fs.String("token-file", "", "the API's bearer token file, sent when it exists (default $PLASMD_API_TOKEN_FILE, else "+api.TokenFile+" in the data directory: $PLASMD_DATA_DIR or ~/.plasmd)")
 	var bootstrap stringsFlag
 	fs.Var(&bootstrap, "bootstrap", "join the network through this peer instead of a daemon (repeatable)")
 	memoryMB := fs.Int("memory-mb", 64, "memory limit in MB")
@@ -36,6 +39,9 @@ func cmdSubmit(ctx context.Context, env *cmdEnv, args []string) int {
 	jsonOut := fs.Bool("json", false, "print one JSON object instead of the guest's streams")
 	deterministic := fs.Bool("deterministic", false, "fixed clock and seeded random (replicas then agree byte for byte)")
 	seed := fs.Int64("seed", 0, "random seed for --deterministic")
+	arch := fs.String("arch", "", "preferred node architecture (amd64, arm64, …)")
+	requireArch := fs.Bool("require-arch", false, "run only on nodes of --arch")
+	deadline := fs.Duration("deadline", 0, "give up after this long overall, whatever the attempts (default: the client's own bound)")
 	pos, guestArgs, err := parseArgs(fs, args)
 	if err != nil {
 		return helpOrUsage(err)
@@ -54,7 +60,12 @@ func cmdSubmit(ctx context.Context, env *cmdEnv, args []string) int {
 		return exitHarness
 	}
 	req := api.JobRequest{Module: module, Args: guestArgs, MemoryMB: *memoryMB, TimeoutSeconds: *timeout,
-		Attempts: *attempts, Replicas: *replicas, Deterministic: *deterministic, Seed: *seed}
+		Attempts: *attempts, Replicas: *replicas, Deterministic: *deterministic, Seed: *seed,
+		Arch: *arch, RequireArch: *requireArch}
+	if *deadline < 0 {
+		errf(env.stderr, "submit: --deadline is negative (%s)", *deadline)
+		return exitUsage
+	}
 	if *stdinFile != "" {
 		if req.Stdin, err = readInput(env, *stdinFile); err != nil {
 			errf(env.stderr, "submit: reading stdin file: %v", err)
@@ -64,13 +75,23 @@ func cmdSubmit(ctx context.Context, env *cmdEnv, args []string) int {
 	var resp *api.JobResponse
 	var jobErr *api.JobError
 	if len(bootstrap) > 0 {
-		resp, jobErr, err = submitDirect(ctx, bootstrap, req)
+		resp, jobErr, err = submitDirect(ctx, bootstrap, req, *deadline)
 	} else {
 		addr := *apiAddr
 		if addr == "" {
 			addr = "127.0.0.1:4748"
 		}
-		resp, jobErr, err = submitAPI(ctx, addr, req)
+		var token string
+		if token, err = apiToken(*tokenFile); err != nil {
+			errf(env.stderr, "submit: %v", err)
+			return exitUsage
+		}
+		if *deadline > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, *deadline)
+			defer cancel()
+		}
+		resp, jobErr, err = submitAPI(ctx, addr, token, req)
 	}
 	if err != nil {
 		errf(env.stderr, "submit: %v", err)
@@ -107,7 +128,7 @@ func cmdSubmit(ctx context.Context, env *cmdEnv, args []string) int {
 	if resp.StdoutTruncated {
 		errf(env.stderr, "guest stdout truncated by the node")
 	}
-	if resp.Outcome != "exited" {
+	if resp.Outcome != phase.OutcomeExited {
 		errf(env.stderr, "%s on node %s", resp.Outcome, resp.Node)
 	}
 	errf(env.stderr, "receipt verified: ran on %s in %.1f ms (%d attempt(s))", resp.Node, resp.WallTimeMS, len(resp.Attempts))
@@ -117,17 +138,17 @@ func cmdSubmit(ctx context.Context, env *cmdEnv, args []string) int {
 // statusOf maps an outcome name to plasmd's exit status.
 func statusOf(outcome string, exitCode int) int {
 	switch outcome {
-	case "exited":
+	case phase.OutcomeExited:
 		return exitCode & 0xff
-	case "trapped":
+	case phase.OutcomeTrapped:
 		return exitTrapped
-	case "timeout":
+	case phase.OutcomeTimeout:
 		return exitTimeout
-	case "memory_limit":
+	case phase.OutcomeMemoryLimit:
 		return exitMemoryLimit
-	case "invalid_module":
+	case phase.OutcomeInvalidModule:
 		return exitInvalidModule
-	case "hash_mismatch":
+	case phase.OutcomeHashMismatch:
 		return exitHashMismatch
 	}
 	return exitHarness
@@ -149,8 +170,27 @@ func firstLine(s string) string {
 	return s
 }
 
-// submitAPI posts the job to a daemon's local API.
-func submitAPI(ctx context.Context, addr string, req api.JobRequest) (*api.JobResponse, *api.JobError, error) {
+// apiToken is the API token plasmd's API commands send: from the file given, else from
+// $PLASMD_API_TOKEN_FILE, else from the default data directory's token
+// file; "" when that file does not exist. A file named explicitly must
+// exist.
+func apiToken(flagFile string) (string, error) {
+	path := flagFile
+	if path == "" {
+		path = os.Getenv("PLASMD_API_TOKEN_FILE")
+	}
+	if path == "" {
+		return api.ReadClientToken(filepath.Join(defaultDataDir(), api.TokenFile))
+	}
+	if _, err := os.Stat(path); err != nil {
+		return "", fmt.Errorf("--token-file: %w", err)
+	}
+	return api.ReadClientToken(path)
+}
+
+// submitAPI posts the job to a daemon's local API, with the bearer token
+// when there is one.
+func submitAPI(ctx context.Context, addr, token string, req api.JobRequest) (*api.JobResponse, *api.JobError, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, nil, err
@@ -162,6 +202,9 @@ func submitAPI(ctx context.Context, addr string, req api.JobRequest) (*api.JobRe
 		return nil, nil, err
 	}
 	hreq.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		hreq.Header.Set("Authorization", "Bearer "+token)
+	}
 	hresp, err := http.DefaultClient.Do(hreq)
 	if err != nil {
 		return nil, nil, fmt.Errorf("no node API at %s (is plasmd start running? see --api, or use --bootstrap): %w", addr, err)
@@ -178,8 +221,9 @@ func submitAPI(ctx context.Context, addr string, req api.JobRequest) (*api.JobRe
 			return nil, nil, fmt.Errorf("decoding API response: %w", err)
 		}
 		// Trust, but check: the daemon verified the receipt; check it again
-		// here against the node it names so a broken daemon cannot lie.
-		if err := recheck(&resp); err != nil {
+		// here against the node it names, the job sent and the output it
+		// carries, so a broken daemon cannot lie (spec-api §6).
+		if err := recheck(&resp, req); err != nil {
 			return nil, nil, err
 		}
 		return &resp, nil, nil
@@ -198,9 +242,10 @@ func submitAPI(ctx context.Context, addr string, req api.JobRequest) (*api.JobRe
 	}
 }
 
-// recheck verifies a response's receipt against the node it names and the
-// output it carries.
-func recheck(resp *api.JobResponse) error {
+// recheck verifies a response's receipt against the node it names, the
+// job that was sent and the output it carries (spec-api API-16 to API-25),
+// and that the response says what the receipt says.
+func recheck(resp *api.JobResponse, req api.JobRequest) error {
 	rc, err := receipt.Parse(resp.Receipt)
 	if err != nil {
 		return fmt.Errorf("receipt from the API: %w", err)
@@ -209,9 +254,30 @@ func recheck(resp *api.JobResponse) error {
 	if err != nil {
 		return fmt.Errorf("node %q from the API: %w", resp.Node, err)
 	}
-	exp := receipt.Expect{PeerID: id, Stdout: resp.StdoutBase64, Stderr: resp.StderrBase64, CheckStdout: true, CheckStderr: true}
+	exp := receipt.Expect{PeerID: id, ModuleHash: phase.HashBytes(req.Module), InputHash: receipt.InputHash(req.Args, req.Stdin),
+		Stdout: resp.StdoutBase64, Stderr: resp.StderrBase64, CheckStdout: true, CheckStderr: true}
 	if err := receipt.Verify(rc, exp); err != nil {
 		return fmt.Errorf("receipt from the API failed verification: %w", err)
+	}
+	// Check "response" (API-25, API-13).
+	var diffs []string
+	if resp.Outcome != rc.Outcome {
+		diffs = append(diffs, fmt.Sprintf("outcome %s, receipt %s", phase.Quote(resp.Outcome), phase.Quote(rc.Outcome)))
+	}
+	if resp.ExitCode != rc.ExitCode {
+		diffs = append(diffs, fmt.Sprintf("exit_code %d, receipt %d", resp.ExitCode, rc.ExitCode))
+	}
+	if resp.StdoutTruncated != rc.StdoutTruncated || resp.StderrTruncated != rc.StderrTruncated {
+		diffs = append(diffs, fmt.Sprintf("truncated %v/%v, receipt %v/%v", resp.StdoutTruncated, resp.StderrTruncated, rc.StdoutTruncated, rc.StderrTruncated))
+	}
+	if resp.Stdout != nil && *resp.Stdout != string(resp.StdoutBase64) {
+		diffs = append(diffs, "stdout text differs from stdout_base64")
+	}
+	if resp.Stderr != nil && *resp.Stderr != string(resp.StderrBase64) {
+		diffs = append(diffs, "stderr text differs from stderr_base64")
+	}
+	if len(diffs) > 0 {
+		return fmt.Errorf("response from the API failed check response: %s", strings.Join(diffs, "; "))
 	}
 	return nil
 }

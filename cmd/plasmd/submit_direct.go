@@ -11,6 +11,7 @@ import (
 
 	"github.com/phase-protocol/plasm/node"
 	"github.com/phase-protocol/plasm/node/api"
+	"github.com/phase-protocol/plasm/node/client"
 	"github.com/phase-protocol/plasm/node/config"
 )
 
@@ -18,8 +19,10 @@ import (
 const joinTimeout = 30 * time.Second
 
 // submitDirect runs the job through a temporary client node that joins
-// the network through the bootstrap peers, and leaves afterwards.
-func submitDirect(ctx context.Context, bootstrap []string, req api.JobRequest) (*api.JobResponse, *api.JobError, error) {
+// the network through the bootstrap peers, and leaves afterwards. A
+// non-zero deadline bounds the whole run, joining included.
+func submitDirect(ctx context.Context, bootstrap []string, req api.JobRequest, deadline time.Duration) (*api.JobResponse, *api.JobError, error) {
+	start := time.Now()
 	if err := req.Validate(); err != nil {
 		return nil, nil, err
 	}
@@ -45,15 +48,24 @@ func submitDirect(ctx context.Context, bootstrap []string, req api.JobRequest) (
 	if err := n.Start(ctx); err != nil {
 		return nil, nil, err
 	}
+	join := joinTimeout
+	if deadline > 0 {
+		join = min(join, deadline)
+	}
 	select {
 	case <-n.Ready():
-	case <-time.After(joinTimeout):
-		return nil, nil, fmt.Errorf("could not join the network through %v within %v", bootstrap, joinTimeout)
+	case <-time.After(join):
+		return nil, nil, fmt.Errorf("could not join the network through %v within %v", bootstrap, join)
 	case <-ctx.Done():
 		return nil, nil, ctx.Err()
 	}
-	job, opts := req.Job()
-	res, err := n.Client().Run(ctx, job, opts)
+	opts := client.Options{}
+	if deadline > 0 {
+		if opts.Deadline = deadline - time.Since(start); opts.Deadline <= 0 {
+			return nil, nil, fmt.Errorf("--deadline of %s passed while joining the network", deadline)
+		}
+	}
+	res, err := n.Client().Run(ctx, req.Job(), opts)
 	if err != nil {
 		f := api.Failure(err)
 		return nil, &f, nil

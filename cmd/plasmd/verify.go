@@ -11,6 +11,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/phase-protocol/plasm/node/phase"
 	"github.com/phase-protocol/plasm/node/receipt"
 )
 
@@ -80,7 +81,7 @@ func cmdVerify(ctx context.Context, env *cmdEnv, args []string) int {
 			errf(env.stderr, "verify: %v", err)
 			return exitFailed
 		}
-		exp.ModuleHash = receipt.HashBytes(m)
+		exp.ModuleHash = phase.HashBytes(m)
 	}
 
 	version, err := receipt.Sniff(data)

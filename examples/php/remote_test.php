@@ -129,6 +129,38 @@ $t->test('a garbage module fails cleanly (invalid_module receipt, or a clear API
     H::eq(Receipt::hashBytes($garbage), $res->receipt->module_hash, 'module hash');
 });
 
+$tokenFile = getenv('PLASMD_API_TOKEN_FILE') ?: null;
+if ($tokenFile !== null) {
+    $t->test('the API token (from $PLASMD_API_TOKEN_FILE) is required and sent', function () use ($api, $hello, $tokenFile) {
+        $wrong = new Client($api, 15.0, str_repeat('0', 64));
+        $e = H::throws(ApiError::class, fn() => $wrong->node(), 'token');
+        H::eq(401, $e->status, 'status with a wrong token');
+        $e = H::throws(ApiError::class, fn() => $wrong->submit($hello, ['x']), 'token');
+        H::eq(401, $e->status, 'job with a wrong token');
+        H::true($wrong->healthy(), '/healthz needs no token');
+        $ok = new Client($api, 15.0, null, $tokenFile);
+        H::true(str_starts_with($ok->node()['peer_id'], '12D3KooW'), 'GET /v1/node with the token');
+        H::throws(\InvalidArgumentException::class, fn() => new Client($api, 15.0, null, $tokenFile . '.missing'), 'cannot read');
+        H::throws(\InvalidArgumentException::class, fn() => new Client($api, 15.0, "abc\r\nX-Evil: 1"), 'printable');
+    });
+}
+
+$t->test('a browser-style request is refused: foreign Host, foreign Origin, text/plain POST', function () use ($api, $hello, $tokenFile) {
+    $auth = $tokenFile !== null ? 'Authorization: Bearer ' . trim((string) file_get_contents($tokenFile)) . "\r\n" : '';
+    $raw = function (string $method, string $path, string $headers, string $body = '') use ($api): int {
+        $ctx = stream_context_create(['http' => ['method' => $method, 'header' => $headers . "Connection: close\r\n",
+            'content' => $body, 'timeout' => 10, 'ignore_errors' => true, 'protocol_version' => 1.1]]);
+        $text = @file_get_contents("http://$api$path", false, $ctx);
+        $h = function_exists('http_get_last_response_headers') ? http_get_last_response_headers() : ($http_response_header ?? []);
+        H::true($text !== false && preg_match('#^HTTP/\S+\s+(\d{3})#', $h[0] ?? '', $m) === 1, "$method $path: no answer");
+        return (int) $m[1];
+    };
+    H::eq(421, $raw('GET', '/v1/node', "Host: attacker.example\r\n" . $auth), 'GET with Host attacker.example');
+    $job = json_encode(['module' => base64_encode($hello)]);
+    H::eq(403, $raw('POST', '/v1/jobs', "Content-Type: text/plain\r\nOrigin: http://evil.example\r\n" . $auth, $job), 'text/plain POST from evil.example');
+    H::eq(415, $raw('POST', '/v1/jobs', "Content-Type: text/plain\r\n" . $auth, $job), 'text/plain POST');
+});
+
 $t->test('an invalid request is refused with HTTP 400 naming the field', function () use ($c, $hello) {
     $e = H::throws(ApiError::class, fn() => $c->submit($hello, [], '', ['memory_mb' => 99999]), 'memory_mb');
     H::eq(400, $e->status, 'status');

@@ -81,17 +81,21 @@ free_port() {
 	"$PHP" -r '$s = stream_socket_server("tcp://127.0.0.1:0"); echo substr(strrchr(stream_socket_get_name($s, false), ":"), 1);'
 }
 
-# api_get ADDR PATH prints the body of a 200 answer, or fails.
+# api_get ADDR PATH [TOKEN_FILE] prints the body of a 200 answer, or fails.
 api_get() {
-	"$PHP" -r '$b = @file_get_contents("http://" . $argv[1] . $argv[2], false, stream_context_create(["http" => ["timeout" => 5]]));
-		if ($b === false || !str_contains($http_response_header[0] ?? "", " 200")) exit(1); echo $b;' "$1" "$2"
+	"$PHP" -r '$h = isset($argv[3]) ? "Authorization: Bearer " . trim(file_get_contents($argv[3])) . "\r\n" : "";
+		$b = @file_get_contents("http://" . $argv[1] . $argv[2], false, stream_context_create(["http" => ["timeout" => 5, "header" => $h]]));
+		if ($b === false || !str_contains($http_response_header[0] ?? "", " 200")) exit(1); echo $b;' "$@"
 }
 
 declare -a API P2P IDS
 for i in 1 2 3; do
 	dir="$WORK/node$i"
 	mkdir -m 0700 "$dir"
-	IDS[$i]="$("$PLASMD" init --data-dir "$dir" --json | "$PHP" -r 'echo json_decode(stream_get_contents(STDIN), true)["peer_id"] ?? "";')"
+	# node2, the one remote_test.php talks to, requires an API token.
+	tokenflag=()
+	[ "$i" -ne 2 ] || tokenflag=(--api-token)
+	IDS[$i]="$("$PLASMD" init --data-dir "$dir" "${tokenflag[@]}" --json | "$PHP" -r 'echo json_decode(stream_get_contents(STDIN), true)["peer_id"] ?? "";')"
 	[ -n "${IDS[$i]}" ] || { echo "php-test: plasmd init gave no peer ID" >&2; exit 1; }
 	P2P[$i]="$(free_port)"
 	API[$i]="127.0.0.1:$(free_port)"
@@ -116,7 +120,8 @@ done
 # The network has formed when node 2's /v1/find lists both other nodes
 # (remote_test needs two for replicas=2).
 TARGET="${API[2]}"
-until n="$(api_get "$TARGET" /v1/find | "$PHP" -r '$self = $argv[1]; $f = json_decode(stream_get_contents(STDIN), true);
+export PLASMD_API_TOKEN_FILE="$WORK/node2/api.token"
+until n="$(api_get "$TARGET" /v1/find "$PLASMD_API_TOKEN_FILE" | "$PHP" -r '$self = $argv[1]; $f = json_decode(stream_get_contents(STDIN), true);
 		echo count(array_filter(is_array($f) ? $f : [], fn($e) => ($e["peer_id"] ?? $self) !== $self));' "${IDS[2]}")" && [ "$n" -ge 2 ]; do
 	[ "$SECONDS" -lt "$deadline" ] || { echo "php-test: node2 found ${n:-0} of 2 other nodes within ${NETWORK_TIMEOUT}s" >&2; exit 1; }
 	sleep 1

@@ -19,13 +19,31 @@ final class Client
 {
     private string $base;
     private ?array $nodeInfo = null;
+    private ?string $token = null;
+
+    /** The token file's name in the node's data directory (spec-api API-34). */
+    public const TOKEN_FILE = 'api.token';
 
     /**
-     * @param string $address host:port, [v6]:port or an http:// URL
-     * @param float  $timeout seconds for each request other than a job submission
+     * @param string      $address   host:port, [v6]:port or an http:// URL
+     * @param float       $timeout   seconds for each request other than a job submission
+     * @param string|null $token     the API's bearer token (spec-api API-33), sent on every request
+     * @param string|null $tokenFile a file holding it; must exist. With neither, the token is read from
+     *                               $PLASMD_API_TOKEN_FILE, else api.token in $PLASMD_DATA_DIR or ~/.plasmd,
+     *                               when that file exists (API-35)
      */
-    public function __construct(string $address = '127.0.0.1:4748', private float $timeout = 10.0)
+    public function __construct(string $address = '127.0.0.1:4748', private float $timeout = 10.0, ?string $token = null, ?string $tokenFile = null)
     {
+        if ($token !== null && $tokenFile !== null) {
+            throw new \InvalidArgumentException('give token or tokenFile, not both');
+        }
+        if ($token === null) {
+            $token = self::readToken($tokenFile);
+        }
+        if ($token !== null && preg_match('/^[\x21-\x7e]+$/', $token) !== 1) {
+            throw new \InvalidArgumentException('API token: want printable ASCII without spaces');
+        }
+        $this->token = $token;
         $address = rtrim(trim($address), '/');
         if ($address === '') {
             throw new \InvalidArgumentException('API address is empty (want host:port, e.g. 127.0.0.1:4748)');
@@ -40,6 +58,38 @@ final class Client
             throw new \InvalidArgumentException(sprintf('API address %s: want host:port, e.g. 127.0.0.1:4748', Json::quote($address)));
         }
         $this->base = $address;
+    }
+
+    /**
+     * The token from $file (which must exist), or from the default places
+     * when $file is null; null when no default file exists.
+     */
+    public static function readToken(?string $file): ?string
+    {
+        $explicit = $file !== null;
+        if (!$explicit) {
+            $file = getenv('PLASMD_API_TOKEN_FILE') ?: null;
+            $explicit = $file !== null;
+        }
+        if (!$explicit) {
+            $dir = getenv('PLASMD_DATA_DIR') ?: ((getenv('HOME') ?: '') !== '' ? getenv('HOME') . '/.plasmd' : null);
+            if ($dir === null) {
+                return null;
+            }
+            $file = $dir . '/' . self::TOKEN_FILE;
+            if (!is_file($file)) {
+                return null;
+            }
+        }
+        $text = @file_get_contents($file);
+        if ($text === false) {
+            throw new \InvalidArgumentException(sprintf('API token file %s: cannot read it', $file));
+        }
+        $token = trim($text);
+        if ($token === '') {
+            throw new \InvalidArgumentException(sprintf('API token file %s is empty', $file));
+        }
+        return $token;
     }
 
     public function baseUrl(): string
@@ -217,6 +267,9 @@ final class Client
         $headers = "Accept: application/json\r\nConnection: close\r\n";
         if ($body !== null) {
             $headers .= "Content-Type: application/json\r\n";
+        }
+        if ($this->token !== null) {
+            $headers .= "Authorization: Bearer {$this->token}\r\n";
         }
         $ctx = stream_context_create(['http' => [
             'method' => $method,
