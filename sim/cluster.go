@@ -7,18 +7,22 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	kbucket "github.com/libp2p/go-libp2p-kbucket"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 
 	"github.com/phase-protocol/plasm/node"
 	"github.com/phase-protocol/plasm/node/caps"
 	"github.com/phase-protocol/plasm/node/client"
 	"github.com/phase-protocol/plasm/node/config"
 	"github.com/phase-protocol/plasm/node/identity"
+	"github.com/phase-protocol/plasm/node/scripted"
 )
 
 // member is one node slot and the node running in it, if any.
@@ -31,7 +35,6 @@ type member struct {
 	mu       sync.Mutex
 	n        *node.Node     // nil while down
 	client   *client.Client // clients only
-	stop     func()         // ends the node's misbehaving handlers
 	started  bool           // ever started
 	departed bool           // left for good (churn)
 	closing  sync.WaitGroup // a crash's shutdown still running
@@ -143,7 +146,7 @@ func (c *cluster) config(m *member) config.Config {
 	cfg.Jobs.MaxPerPeer = sc.Node.MaxPerPeer
 	cfg.Jobs.MaxMemoryMB = sc.Node.MaxMemoryMB
 	cfg.Jobs.MaxTimeoutSeconds = sc.Node.MaxTimeoutSeconds
-	return liarConfig(s.Behaviour, cfg)
+	return scripted.Configure(s.Behaviour, cfg)
 }
 
 // start builds and starts the node of slot i.
@@ -157,13 +160,18 @@ func (c *cluster) start(i int) error {
 		Logger:    slog.New(m.ev),
 		HostExtra: c.nw.Transport(i, Link(int(c.sc.Network.Bandwidth))),
 	}
+	if g := c.sc.Node.ConnGrace.D(); g > 0 {
+		opts.HostExtra = append(slices.Clone(opts.HostExtra), connManager(opts.Config.Network.ConnLow, opts.Config.Network.ConnHigh, g))
+	}
 	opts.DHTExtra = append(opts.DHTExtra, dht.Concurrency(c.sc.Node.DHTConcurrency))
 	if !c.sc.Node.AutoRefresh {
 		opts.DHTExtra = append(opts.DHTExtra, dht.DisableAutoRefresh())
 	}
-	if m.slot.Behaviour == LyingCaps {
-		opts.BuildRecord = lyingRecord
+	hooks, record, err := scripted.Behave(m.slot.Behaviour, c.foreignIdentity(i))
+	if err != nil {
+		return fmt.Errorf("node %d: %w", i, err)
 	}
+	opts.JobHooks, opts.BuildRecord = hooks, record
 	n, err := node.New(c.ctx, opts)
 	if err != nil {
 		return fmt.Errorf("node %d: %w", i, err)
@@ -175,22 +183,32 @@ func (c *cluster) start(i int) error {
 		_ = n.Close()
 		return fmt.Errorf("node %d: start: %w", i, err)
 	}
-	lctx, stop := context.WithCancel(c.ctx)
-	if err := installLiar(lctx, m.slot.Behaviour, n, c.foreignIdentity(i), c.log); err != nil {
-		stop()
-		_ = n.Close()
-		return fmt.Errorf("node %d: %w", i, err)
-	}
 	m.mu.Lock()
 	m.n = n
-	m.stop = stop
 	m.started = true
 	if m.slot.Role == RoleClient {
-		m.client = &client.Client{Host: n.Host, Find: c.timedFind(n), Metrics: n.Metrics}
+		m.client = &client.Client{Host: n.Host, Find: c.timedFind(n), Forget: n.Forget, Metrics: n.Metrics}
 	}
 	m.mu.Unlock()
 	c.prog.NodesUp.Add(1)
 	return nil
+}
+
+// connManager replaces the host's connection manager by one with the
+// same watermarks and the given grace period. It closes the one it
+// replaces (node/p2p builds it before the simulator's options apply).
+func connManager(low, high int, grace time.Duration) libp2p.Option {
+	return func(cfg *libp2p.Config) error {
+		cm, err := connmgr.NewConnManager(low, high, connmgr.WithGracePeriod(grace), connmgr.WithSilencePeriod(min(grace, 10*time.Second)))
+		if err != nil {
+			return fmt.Errorf("connection manager: %w", err)
+		}
+		if cfg.ConnManager != nil {
+			_ = cfg.ConnManager.Close()
+		}
+		cfg.ConnManager = cm
+		return nil
+	}
 }
 
 // foreignIdentity is whose key a foreign_receipt node signs with: the
@@ -217,13 +235,10 @@ func (c *cluster) timedFind(n *node.Node) client.Finder {
 func (c *cluster) crash(i int, departed bool) {
 	m := c.members[i]
 	m.mu.Lock()
-	n, stop := m.n, m.stop
-	m.n, m.stop = nil, nil
+	n := m.n
+	m.n = nil
 	m.departed = m.departed || departed
 	m.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
 	c.nw.SetDown(i, true)
 	if n == nil {
 		return
@@ -272,12 +287,9 @@ func (c *cluster) closeAll() {
 	var wg sync.WaitGroup
 	for _, m := range c.members {
 		m.mu.Lock()
-		n, stop := m.n, m.stop
-		m.n, m.stop = nil, nil
+		n := m.n
+		m.n = nil
 		m.mu.Unlock()
-		if stop != nil {
-			stop()
-		}
 		if n != nil {
 			wg.Go(func() { _ = n.Close() })
 		}

@@ -10,8 +10,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	ma "github.com/multiformats/go-multiaddr"
-
-	"github.com/phase-protocol/plasm/node/caps"
+	"github.com/phase-protocol/plasm/node/discovery"
 )
 
 // runFaults applies the fault schedule, each event at its time after the
@@ -84,7 +83,7 @@ func (r *runner) probe(ctx context.Context, what string, nodes []int) {
 				from.Host.Peerstore().AddAddrs(m.id.ID, []ma.Multiaddr{ma.StringCast(ListenAddr(i))}, peerstore.TempAddrTTL)
 				qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 				defer cancel()
-				if _, err := caps.QueryCaps(qctx, from.Host, m.id.ID); err == nil {
+				if _, err := discovery.QueryCaps(qctx, from.Host, m.id.ID); err == nil {
 					mu.Lock()
 					delete(pending, i)
 					mu.Unlock()

@@ -90,7 +90,7 @@ func rng(seed uint64, stream uint64) *rand.Rand {
 	return rand.New(rand.NewPCG(seed, 0x706c61736d73696d^stream))
 }
 
-// words feed hello's random arguments.
+// words feed hello's and echo's random arguments.
 var words = []string{"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel",
 	"india", "juliet", "kilo", "lima", "mike", "november", "oscar", "papa", "phase", "plasm"}
 
@@ -144,7 +144,7 @@ func MakePlan(sc Scenario) Plan {
 	roles.Shuffle(len(candidates), func(i, j int) { candidates[i], candidates[j] = candidates[j], candidates[i] })
 	behaviours := sc.Misbehaving.Behaviours
 	if len(behaviours) == 0 {
-		behaviours = Behaviours()
+		behaviours = DefaultBehaviours()
 	}
 	nBad := min(int(math.Round(sc.Misbehaving.Fraction*float64(sc.Nodes))), len(candidates))
 	liars := slices.Clone(candidates[:nBad])
@@ -197,7 +197,7 @@ func planJobs(sc Scenario, firstClient int) []JobPlan {
 			pick -= m.Weight
 		}
 		args := slices.Clone(m.Args)
-		if len(args) == 0 && m.Module == "hello" {
+		if len(args) == 0 && (m.Module == "hello" || m.Module == "echo") {
 			args = slices.Clone(phrases[w.IntN(len(phrases))])
 		}
 		jobs[i] = JobPlan{

@@ -19,6 +19,7 @@ const (
 	PlotJobLatency       = "job_latency_cdf.svg"
 	PlotDiscoveryLatency = "discovery_latency_cdf.svg"
 	PlotOverTime         = "jobs_over_time.svg"
+	PlotJobsPerNode      = "jobs_per_node.svg"
 )
 
 // WritePlots draws the report's SVG plots into dir and returns their file
@@ -33,10 +34,7 @@ func (rep *Report) WritePlots(dir string) ([]string, error) {
 	for _, f := range rep.finds {
 		findLat = append(findLat, f.Latency)
 	}
-	plots := []struct {
-		name string
-		make func() (*plot.Plot, error)
-	}{
+	return savePlots(dir, []namedPlot{
 		{PlotJobLatency, func() (*plot.Plot, error) {
 			return cdfPlot("Job latency (submit to verified result)", jobLat)
 		}},
@@ -44,7 +42,19 @@ func (rep *Report) WritePlots(dir string) ([]string, error) {
 			return cdfPlot("Discovery latency (Find: DHT providers + live records)", findLat)
 		}},
 		{PlotOverTime, rep.overTimePlot},
-	}
+		{PlotJobsPerNode, rep.perNodePlot},
+	})
+}
+
+// namedPlot is one SVG file to draw.
+type namedPlot struct {
+	name string
+	make func() (*plot.Plot, error)
+}
+
+// savePlots draws each plot into dir at the reports' one size and returns
+// the names written.
+func savePlots(dir string, plots []namedPlot) ([]string, error) {
 	var names []string
 	for _, p := range plots {
 		pl, err := p.make()
@@ -87,11 +97,11 @@ func cdfPlot(title string, ds []time.Duration) (*plot.Plot, error) {
 	l.Color = color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}
 	l.Width = vg.Points(1.5)
 	p.Add(l)
-	p.Legend.Add(fmt.Sprintf("n=%d  p50=%.0f  p99=%.0f ms", len(s), ms(s[(len(s)-1)/2]), ms(s[int(math.Ceil(0.99*float64(len(s))))-1])), l)
-	// Middle right: a CDF's line hugs the left and top edges.
-	p.Legend.Top = false
-	p.Legend.Left = false
-	p.Legend.YOffs = vg.Points(110)
+	// The figures go in the axis label, not a legend: a legend drawn at
+	// the right edge is cut off when the viewer's font is wider than the
+	// one gonum measured with.
+	p.X.Label.Text += fmt.Sprintf(" — n=%d, p50 %.0f ms, p99 %.0f ms",
+		len(s), ms(s[(len(s)-1)/2]), ms(s[int(math.Ceil(0.99*float64(len(s))))-1]))
 	return p, nil
 }
 
@@ -160,16 +170,73 @@ func (rep *Report) overTimePlot() (*plot.Plot, error) {
 		l.Color = color.Gray{Y: 0x99}
 		l.Dashes = []vg.Length{vg.Points(3), vg.Points(3)}
 		p.Add(l)
-		lbl, err := plotter.NewLabels(plotter.XYLabels{XYs: plotter.XYs{{X: x, Y: top}}, Labels: []string{e.What}})
+		lbl, err := plotter.NewLabels(plotter.XYLabels{XYs: plotter.XYs{{X: x, Y: top * 1.38}}, Labels: []string{e.What}})
 		if err == nil {
 			lbl.TextStyle[0].Rotation = -math.Pi / 2
 			lbl.TextStyle[0].Font.Size = vg.Points(7)
 			p.Add(lbl)
 		}
 	}
+	// Headroom above the data for the legend and the event labels, and a
+	// margin on the right so a label near the end stays inside.
 	p.Legend.Top = true
 	p.Legend.Left = true
 	p.Legend.XOffs = vg.Points(30)
+	p.Legend.YOffs = -vg.Points(4)
 	p.X.Min, p.Y.Min = 0, 0
+	p.X.Max = end * 1.04
+	p.Y.Max = top * 1.4
+	return p, nil
+}
+
+// perNodePlot is a bar per server, most accepted results first, with the
+// mean and three times the mean marked: how evenly the load spread.
+func (rep *Report) perNodePlot() (*plot.Plot, error) {
+	sp := rep.Spread
+	p := plot.New()
+	// Short texts: a long axis label runs past the right edge.
+	p.Title.Text = fmt.Sprintf("Accepted results per node (max %.1f× mean, Gini %.2f)", sp.MaxOverMean, sp.Gini)
+	p.X.Label.Text = fmt.Sprintf("nodes, most first: %d of %d used", sp.NodesUsed, sp.Servers)
+	p.Y.Label.Text = "accepted results"
+	p.Add(plotter.NewGrid())
+	if sp.Results == 0 {
+		p.Title.Text += " — no results"
+		return p, nil
+	}
+	vals := slices.Clone(sp.PerNode)
+	slices.SortFunc(vals, func(a, b int) int { return b - a })
+	bars := make(plotter.Values, len(vals))
+	for i, v := range vals {
+		bars[i] = float64(v)
+	}
+	w := max(vg.Points(1), vg.Points(400/float64(len(bars))))
+	bc, err := plotter.NewBarChart(bars, w)
+	if err != nil {
+		return nil, err
+	}
+	bc.Color = color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}
+	bc.LineStyle.Width = 0
+	p.Add(bc)
+	for _, m := range []struct {
+		y    float64
+		name string
+	}{{sp.MeanJobs, "mean"}, {3 * sp.MeanJobs, "3 × mean"}} {
+		l, err := plotter.NewLine(plotter.XYs{{X: -0.5, Y: m.y}, {X: float64(len(bars)) - 0.5, Y: m.y}})
+		if err != nil {
+			return nil, err
+		}
+		l.Color = color.Gray{Y: 0x66}
+		l.Dashes = []vg.Length{vg.Points(3), vg.Points(3)}
+		p.Add(l)
+		p.Legend.Add(fmt.Sprintf("%s (%.1f)", m.name, m.y), l)
+	}
+	p.Legend.Top = true
+	p.Legend.Left = false
+	p.Legend.XOffs = -vg.Points(60) // well clear of the right edge
+	p.Legend.YOffs = -vg.Points(4)
+	p.X.Min, p.Y.Min = -0.5, 0
+	p.X.Max = float64(len(bars)) - 0.5
+	p.Y.Max = max(float64(sp.MaxJobs), 3*sp.MeanJobs) * 1.3
+	p.X.Tick.Marker = plot.ConstantTicks(nil)
 	return p, nil
 }

@@ -22,6 +22,7 @@ import (
 type Report struct {
 	Scenario    string `json:"scenario"`
 	Seed        uint64 `json:"seed"`
+	Plan        string `json:"plan_sha256"` // Plan.Digest of what ran
 	Time        string `json:"time"`
 	Nodes       int    `json:"nodes"`
 	Clients     int    `json:"clients"`
@@ -51,6 +52,7 @@ type Report struct {
 	DiscoveryFailures  int         `json:"discovery_failures"`
 	NodesUsed          int         `json:"nodes_used"`        // distinct nodes whose results were accepted
 	MaxJobsPerNode     int         `json:"max_jobs_per_node"` // most accepted results from one node
+	Spread             Spread      `json:"spread"`            // accepted results per node: how evenly the load spread
 	Messages           int64       `json:"messages"`          // packets sent by all nodes
 	Bytes              int64       `json:"bytes"`             // bytes sent by all nodes
 	PacketsDropped     int64       `json:"packets_dropped"`   // by faults
@@ -212,7 +214,13 @@ func (r *runner) fill(rep *Report, o Options, wall time.Duration) {
 		if j.OK {
 			rep.Succeeded++
 			lat = append(lat, j.Latency)
-			perNode[j.Node]++
+			ran := j.Agreeing // every agreeing replica ran the job
+			if len(ran) == 0 {
+				ran = []int{j.Node}
+			}
+			for _, slot := range ran {
+				perNode[slot]++
+			}
 		} else {
 			rep.Failed++
 			rep.FailuresByReason[j.Reason]++
@@ -270,10 +278,8 @@ func (r *runner) fill(rep *Report, o Options, wall time.Duration) {
 	}
 	rep.Discoveries = len(finds)
 	rep.DiscoveryLatencyMS = percentiles(dl)
-	rep.NodesUsed = len(perNode)
-	for _, n := range perNode {
-		rep.MaxJobsPerNode = max(rep.MaxJobsPerNode, n)
-	}
+	rep.Spread = spreadOf(perNode, r.plan.Servers)
+	rep.NodesUsed, rep.MaxJobsPerNode = rep.Spread.NodesUsed, rep.Spread.MaxJobs
 	rep.Messages, rep.Bytes, rep.PacketsDropped = rep.Traffic.Packets, rep.Traffic.Bytes, rep.Traffic.Dropped
 	rep.WallSeconds = math.Round(wall.Seconds()*100) / 100
 	_, hwm := procStatus()
@@ -316,7 +322,9 @@ func (rep *Report) Summary() string {
 		fmt.Fprintf(&b, "    %-18s nodes %d  offered %d  caught %d  accepted %d  bad accepted %d\n",
 			name, s.Nodes, s.Offered, s.Caught, s.Accepted, s.BadAccepted)
 	}
-	fmt.Fprintf(&b, "  results came from %d nodes (at most %d from one)\n", rep.NodesUsed, rep.MaxJobsPerNode)
+	sp := rep.Spread
+	fmt.Fprintf(&b, "  spread: results came from %d of %d nodes; at most %d from one (%.2f× the mean, %.0f%% of %d); Gini %.2f; jobs per node p50 %.0f p99 %.0f\n",
+		sp.NodesUsed, sp.Servers, sp.MaxJobs, sp.MaxOverMean, 100*sp.MaxShare, sp.Results, sp.Gini, sp.P50Jobs, sp.P99Jobs)
 	fmt.Fprintf(&b, "  traffic %d packets, %.1f MB, %d dropped by faults\n", rep.Messages, float64(rep.Bytes)/(1<<20), rep.PacketsDropped)
 	fmt.Fprintf(&b, "  wall %.1fs (boot %.1f, converged at %.1f, workload %.1f, shutdown %.1f); simulated workload %.1fs\n",
 		rep.WallSeconds, rep.Wall.BootSeconds, rep.Wall.ConvergedSeconds, rep.Wall.WorkloadSeconds, rep.Wall.ShutdownSeconds, rep.Sim.WorkloadSeconds)
@@ -355,7 +363,10 @@ func (rep *Report) Markdown(plots []string) string {
 	row("job latency p50 / p90 / p99 / max (ms)", fmt.Sprintf("%.0f / %.0f / %.0f / %.0f", rep.JobLatencyMS.P50, rep.JobLatencyMS.P90, rep.JobLatencyMS.P99, rep.JobLatencyMS.Max))
 	row("discovery latency p50 / p90 / p99 (ms)", fmt.Sprintf("%.0f / %.0f / %.0f", rep.DiscoveryLatencyMS.P50, rep.DiscoveryLatencyMS.P90, rep.DiscoveryLatencyMS.P99))
 	row("lookups (failed)", fmt.Sprintf("%d (%d)", rep.Discoveries, rep.DiscoveryFailures))
-	row("nodes whose results were accepted", fmt.Sprintf("%d (at most %d jobs from one)", rep.NodesUsed, rep.MaxJobsPerNode))
+	sp := rep.Spread
+	row("nodes whose results were accepted", fmt.Sprintf("%d of %d (at most %d jobs from one)", sp.NodesUsed, sp.Servers, sp.MaxJobs))
+	row("spread: max / mean, max share, Gini", fmt.Sprintf("%.2f× / %.0f%% / %.2f", sp.MaxOverMean, 100*sp.MaxShare, sp.Gini))
+	row("jobs per node p50 / p99", fmt.Sprintf("%.0f / %.0f", sp.P50Jobs, sp.P99Jobs))
 	row("packets / bytes / dropped", fmt.Sprintf("%d / %d / %d", rep.Messages, rep.Bytes, rep.PacketsDropped))
 	row("wall seconds", rep.WallSeconds)
 	row("wall: boot / converged at / workload / shutdown (s)", fmt.Sprintf("%.1f / %.1f / %.1f / %.1f", rep.Wall.BootSeconds, rep.Wall.ConvergedSeconds, rep.Wall.WorkloadSeconds, rep.Wall.ShutdownSeconds))

@@ -43,6 +43,9 @@ type Options struct {
 	TimeMode string
 	// Replay is the command that replays this run, for the report.
 	Replay string
+	// AfterBoot, if set, is called once the network has converged, before
+	// the workload (plasmsim writes its heap and goroutine profiles there).
+	AfterBoot func()
 }
 
 // runner is one run in progress.
@@ -170,6 +173,9 @@ func Run(ctx context.Context, sc Scenario, o Options) (*Report, error) {
 		r.converge(ctx, rep)
 		rep.Wall.ConvergedSeconds = seconds(wallNow() - wall0)
 		rep.Memory = memoryAfterBoot(mem0, sc.Nodes+sc.Clients)
+		if o.AfterBoot != nil {
+			o.AfterBoot()
+		}
 
 		prog.SetPhase(PhaseWorkload)
 		w0 := wallNow()
@@ -184,6 +190,7 @@ func Run(ctx context.Context, sc Scenario, o Options) (*Report, error) {
 	}
 	prog.SetPhase(PhaseDone)
 	r.fill(rep, o, wallNow()-wall0)
+	rep.Plan = plan.Digest()
 	return rep, nil
 }
 

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/phase-protocol/plasm/node/client"
+	"github.com/phase-protocol/plasm/node/scripted"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -30,25 +32,17 @@ const (
 	FaultLoss      = "loss"      // every packet is lost with probability Loss for Duration (0: to the end)
 )
 
-// Misbehaviours a node can be given.
-const (
-	WrongOutput     = "wrong_output"     // runs the job, returns other output under a valid receipt for it
-	ForgedReceipt   = "forged_receipt"   // honest output, receipt altered after signing
-	ReplayedReceipt = "replayed_receipt" // returns the result and receipt of its first job for every later job
-	ForeignReceipt  = "foreign_receipt"  // honest output, receipt signed by another node's key
-	LyingCaps       = "lying_caps"       // advertises far more than it has; refuses what it attracted
-	AcceptThenStall = "accept_then_stall"
-	RejectAll       = "reject_all"
-	TruncateOutput  = "truncate_output" // cuts stdout (or stderr) in half and signs that, truncation flag unset
-)
-
-// Behaviours lists every misbehaviour, in a fixed order.
-func Behaviours() []string {
-	return []string{WrongOutput, ForgedReceipt, ReplayedReceipt, ForeignReceipt, LyingCaps, AcceptThenStall, RejectAll, TruncateOutput}
+// DefaultBehaviours are the misbehaviours a scenario deals out when it names
+// none: every independent one of node/scripted. Colluding liars
+// (scripted.ColludingOutput) act together and are asked for by name.
+func DefaultBehaviours() []string {
+	return slices.DeleteFunc(scripted.Behaviours(), func(b string) bool { return b == scripted.ColludingOutput })
 }
 
-// Modules a workload can use: examples/hello and the edge-case modules.
-var knownModules = []string{"hello", "tiny", "exit7", "trap", "grow", "bigmem", "loop", "flood"}
+// Modules a workload can use: examples/hello, the edge-case modules and
+// echo (which prints its arguments: with random words, the built-in
+// stand-in for hello).
+var knownModules = []string{"hello", "echo", "tiny", "exit7", "trap", "grow", "bigmem", "loop", "flood"}
 
 // spinning modules never block, so virtual time cannot reach their deadline.
 var spinning = []string{"loop", "flood"}
@@ -122,6 +116,12 @@ type NodeSpec struct {
 	// DHTConcurrency is kad-dht's alpha: requests a lookup keeps in flight
 	// (kad-dht's default is 10).
 	DHTConcurrency int `yaml:"dht_concurrency" json:"dht_concurrency"`
+	// ConnGrace is how long the connection manager leaves a new connection
+	// alone before it may trim it (0: the daemon's 30 s). Shorter, the
+	// dozens of connections a node opens while it joins are trimmed to
+	// conn_low while the network is still booting, instead of all staying
+	// open (each costs goroutines, memory and QUIC timer work).
+	ConnGrace Duration `yaml:"conn_grace,omitempty" json:"conn_grace,omitempty"`
 }
 
 // Workload is the jobs the clients submit.
@@ -143,7 +143,7 @@ type Workload struct {
 type Module struct {
 	Module string   `yaml:"module" json:"module"`
 	Weight int      `yaml:"weight" json:"weight"`
-	Args   []string `yaml:"args,omitempty" json:"args,omitempty"` // fixed args; none given: random words for hello
+	Args   []string `yaml:"args,omitempty" json:"args,omitempty"` // fixed args; none given: random words for hello and echo
 	Stdin  string   `yaml:"stdin,omitempty" json:"stdin,omitempty"`
 }
 
@@ -191,12 +191,13 @@ func Default() Scenario {
 			MemoryMB: 512, AutoRefresh: false, RefreshAtJoin: false, DHTConcurrency: 3,
 		},
 		Workload: Workload{
-			// Jobs arrive over two minutes: a client's 20 Mbps link carries
-			// about one examples/hello module (2.3 MB) a second.
+			// Jobs arrive over two minutes. The mix is built into plasmsim
+			// (no checkout needed); scenarios/sim/*.yaml use examples/hello,
+			// whose 2.3 MB a client's 20 Mbps link carries about once a second.
 			Jobs: 50, Duration: Duration(2 * time.Minute), Replicas: 1, MemoryMB: 64, TimeoutSeconds: 10,
-			Fanout: 3, AcceptTimeout: Duration(2 * time.Second), AttemptTimeout: Duration(20 * time.Second),
+			Fanout: client.DefaultFanout, AcceptTimeout: Duration(2 * time.Second), AttemptTimeout: Duration(20 * time.Second),
 			Deadline: Duration(2 * time.Minute),
-			Mix:      []Module{{Module: "hello", Weight: 1}, {Module: "tiny", Weight: 1}},
+			Mix:      []Module{{Module: "echo", Weight: 1}, {Module: "tiny", Weight: 1}},
 		},
 		Misbehaving:     Misbehaving{LatencyFactor: 1},
 		ConvergeTimeout: Duration(5 * time.Minute),
@@ -255,6 +256,7 @@ func (sc Scenario) Validate() error {
 		{"network.bootstrap_per_node", sc.Network.BootstrapPerNode, 1, 64},
 		{"network.wave_size", sc.Network.WaveSize, 1, 100000},
 		{"node.conn_low", sc.Node.ConnLow, 1, 100000},
+		{"node.conn_grace (ms)", int(time.Duration(sc.Node.ConnGrace).Milliseconds()), 0, 3_600_000},
 		{"node.conn_high", sc.Node.ConnHigh, max(sc.Node.ConnLow, 1), 100000},
 		{"node.bucket_size", sc.Node.BucketSize, 2, 100},
 		{"node.dht_concurrency", sc.Node.DHTConcurrency, 1, 64},
@@ -384,8 +386,8 @@ func (sc Scenario) Validate() error {
 		}
 	}
 	for i, b := range sc.Misbehaving.Behaviours {
-		if !slices.Contains(Behaviours(), b) {
-			bad(fmt.Sprintf("misbehaving.behaviours[%d]", i), "%q is not one of %s", b, strings.Join(Behaviours(), ", "))
+		if !slices.Contains(scripted.Behaviours(), b) {
+			bad(fmt.Sprintf("misbehaving.behaviours[%d]", i), "%q is not one of %s", b, strings.Join(scripted.Behaviours(), ", "))
 		}
 	}
 	return errors.Join(errs...)

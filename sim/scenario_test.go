@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/phase-protocol/plasm/node/scripted"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -34,6 +35,7 @@ func TestParseScenario(t *testing.T) {
 		{name: "bad duration", doc: "network:\n  latency: fast\n", wantErr: `"fast" is not a duration`},
 		{name: "bad bandwidth", doc: "network:\n  bandwidth: lots\n", wantErr: `"lots" is not a bandwidth`},
 		{name: "nodes out of range", doc: "nodes: 0\n", wantErr: "nodes: 0 out of range"},
+		{name: "negative conn grace", doc: "node: {conn_grace: -1s}\n", wantErr: "node.conn_grace (ms): -1000 out of range"},
 		{name: "unknown module", doc: "workload:\n  mix: [{module: nope, weight: 1}]\n", wantErr: `workload.mix[0].module: "nope"`},
 		{name: "spinning module in virtual time", doc: "workload:\n  mix: [{module: loop, weight: 1}]\n", wantErr: "never blocks"},
 		{name: "spinning module in real time", doc: "time: real\nworkload:\n  mix: [{module: loop, weight: 1}]\n"},
@@ -65,7 +67,7 @@ func TestParseScenario(t *testing.T) {
 func TestScenarioYAMLRoundTrip(t *testing.T) {
 	sc := Default()
 	sc.Faults = []Fault{{Kind: FaultCrash, At: Duration(5 * time.Second), Duration: Duration(time.Second), Count: 2}}
-	sc.Misbehaving.Behaviours = []string{WrongOutput}
+	sc.Misbehaving.Behaviours = []string{scripted.WrongOutput}
 	b, err := sc.YAML()
 	require.NoError(t, err)
 	back, err := Parse(b)
@@ -170,7 +172,7 @@ func TestPlanIsFixedBySeed(t *testing.T) {
 	assert.NotEqual(t, a.Describe(), c.Describe(), "the fault schedule follows the seed")
 
 	// The plan's shape is what the scenario asks for.
-	assert.Len(t, a.Liars()[WrongOutput], 1)
+	assert.Len(t, a.Liars()[scripted.WrongOutput], 1)
 	n := 0
 	for _, s := range a.Slots {
 		if s.Behaviour != "" {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,21 +13,36 @@ import (
 	"sync"
 	"time"
 
+	"github.com/phase-protocol/plasm/examples/wat"
 	"github.com/phase-protocol/plasm/node/client"
+	"github.com/phase-protocol/plasm/node/phase"
 	"github.com/phase-protocol/plasm/node/wasm"
 )
 
-// LoadModules reads the workload's modules from dir (build/wasm, made by
-// `make wasm`), each as NAME.wasm.
+// LoadModules finds the workload's modules, each as NAME.wasm: in dir
+// when it is given and holds the file (build/wasm, made by `make wasm`),
+// else among the modules built into the simulator (examples/wat: tiny,
+// echo, exit7, trap, grow, bigmem, loop, flood, …). examples/hello is
+// built from Go and is not built in: it needs dir.
 func LoadModules(dir string, names []string) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	for _, name := range names {
 		if _, ok := out[name]; ok {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(dir, name+".wasm"))
+		if dir != "" {
+			b, err := os.ReadFile(filepath.Join(dir, name+".wasm"))
+			if err == nil {
+				out[name] = b
+				continue
+			}
+			if !errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("module %s: %w", name, err)
+			}
+		}
+		b, err := wat.Module(name)
 		if err != nil {
-			return nil, fmt.Errorf("module %s: %w (build the modules with `make wasm`)", name, err)
+			return nil, fmt.Errorf("module %s: no %s.wasm in %q and not built into plasmsim (build it with `make wasm`, pass --modules DIR)", name, name, dir)
 		}
 		out[name] = b
 	}
@@ -97,7 +113,7 @@ func (o *oracle) answer(ctx context.Context, j JobPlan) (answer, error) {
 		return answer{}, fmt.Errorf("reference run of job %d (%s): %w", j.ID, j.Module, err)
 	}
 	a = answer{outcome: string(res.Outcome), exitCode: res.ExitCode, stdout: res.Stdout, stderr: res.Stderr}
-	if res.Outcome != wasm.OutcomeExited {
+	if res.Outcome != phase.OutcomeExited {
 		a.exitCode = -1
 	}
 	o.mu.Lock()
@@ -186,9 +202,10 @@ func (r *runner) runJob(ctx context.Context, j JobPlan) {
 	job := client.Job{
 		Module: r.modules[j.Module], Args: j.Args, Stdin: []byte(j.Stdin),
 		MemoryMB: w.MemoryMB, TimeoutSeconds: w.TimeoutSeconds, Deterministic: true, Seed: j.Seed,
+		Attempts: w.Attempts, Replicas: w.Replicas,
 	}
 	opts := client.Options{
-		Attempts: w.Attempts, Replicas: w.Replicas, Fanout: w.Fanout,
+		Fanout:        w.Fanout,
 		AcceptTimeout: w.AcceptTimeout.D(), AttemptTimeout: w.AttemptTimeout.D(), Deadline: w.Deadline.D(),
 	}
 	start := time.Now()

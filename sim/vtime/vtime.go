@@ -10,7 +10,9 @@
 //
 // testing.MainStart is not covered by the Go 1 compatibility promise: its
 // test-dependency interface changes between releases. This file matches
-// Go 1.26; a toolchain that changes it fails to compile here, loudly.
+// Go 1.26 (SupportedGo); sim/go.mod pins that toolchain. Another minor
+// version either fails to compile here or is refused by Run, and
+// TestToolchainIsThePinnedOne fails in CI, saying which version changed.
 package vtime
 
 import (
@@ -21,13 +23,29 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 )
 
+// SupportedGo is the Go minor version whose testing.MainStart this file
+// matches.
+const SupportedGo = "go1.26"
+
 var once sync.Mutex
+
+// CheckToolchain reports whether the running Go is SupportedGo.
+func CheckToolchain() error {
+	v := runtime.Version()
+	if v != SupportedGo && !strings.HasPrefix(v, SupportedGo+".") {
+		return fmt.Errorf("vtime: built with %s, but virtual time drives testing.MainStart, which is only known to work with %s "+
+			"(it is outside the Go 1 promise): build with the toolchain sim/go.mod pins, or port sim/vtime and update the pin", v, SupportedGo)
+	}
+	return nil
+}
 
 // Run calls f inside a synctest bubble and returns f's error. The
 // context f gets is cancelled when f returns. Output that the testing
@@ -38,6 +56,9 @@ func Run(f func(ctx context.Context) error) (err error) {
 		return errors.New("vtime: Run is already running")
 	}
 	defer once.Unlock()
+	if err := CheckToolchain(); err != nil {
+		return err
+	}
 
 	var (
 		ferr error
