@@ -5,6 +5,7 @@
 //	    [--latency D] [--bandwidth B] [--misbehaving FRACTION] [--replicas K]
 //	    [--time virtual|real] [--out DIR] [--json] [--quiet] [--modules DIR]
 //	plasmsim plan [SCENARIO.yaml] [same overrides]   print the seed's schedule, run nothing
+//	plasmsim conformance [--target MULTIADDR | --launch CMD] [--run PATTERN] ...   see conformance.go
 //
 // Exit status: 0 when the run completed (whatever its success rate), 1 on
 // a harness error, 2 on a usage error.
@@ -78,6 +79,7 @@ func totalMemory() int64 {
 const usage = `usage:
   plasmsim run [SCENARIO.yaml] [flags]   run a scenario and report
   plasmsim plan [SCENARIO.yaml] [flags]  print the plan a seed gives, without running
+  plasmsim conformance [flags]           check a node or client against SPEC.md (conformance --help)
   plasmsim help                          this text
 
 Without a scenario file the built-in defaults are used (a small fault-free
@@ -100,8 +102,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	cmd := args[0]
+	if cmd == "conformance" {
+		return runConformance(args[1:], stdout, stderr)
+	}
 	if cmd != "run" && cmd != "plan" {
-		fmt.Fprintf(stderr, "plasmsim: unknown command %q (want run, plan or help)\n", cmd)
+		fmt.Fprintf(stderr, "plasmsim: unknown command %q (want run, plan, conformance or help)\n", cmd)
 		return 2
 	}
 	o, err := parse(args[1:], stderr)
@@ -148,6 +153,8 @@ type options struct {
 	cache       string
 	debugLog    string
 	cpuProfile  string
+	memProfile  string
+	repeat      int
 	set         map[string]bool // flags given explicitly
 }
 
@@ -166,10 +173,12 @@ func newFlags(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.out, "out", "", "write report.json, report.md, jobs.json, scenario.yaml and SVG plots here")
 	fs.BoolVar(&o.json, "json", false, "print the report as one JSON object on stdout (the summary goes to stderr)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress bar")
-	fs.StringVar(&o.modules, "modules", "", "directory of NAME.wasm modules (default: build/wasm of this repository)")
+	fs.StringVar(&o.modules, "modules", "", "directory of NAME.wasm modules; a module not found there is taken from those built in (tiny, echo, exit7, trap, grow, bigmem, loop, flood; default: build/wasm of the checkout holding the working directory, if any)")
 	fs.StringVar(&o.cache, "cache", "", "compiled-module cache directory (default: the user cache directory)")
 	fs.StringVar(&o.debugLog, "debug-log", "", "write the harness's own log (JSON lines) to this file")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the run to this file")
+	fs.IntVar(&o.repeat, "repeat", 1, "run the same plan N times and report every metric as mean and 95 % interval")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile, once the network has converged, to this file (and a goroutine profile to FILE.goroutines)")
 	return fs
 }
 
@@ -235,6 +244,9 @@ func (o *options) scenario() (sim.Scenario, error) {
 	if o.set["time"] {
 		sc.Time = o.timeMode
 	}
+	if o.repeat < 1 || o.repeat > 1000 {
+		return sc, fmt.Errorf("%w: --repeat %d: want 1 to 1000 runs", errUsage, o.repeat)
+	}
 	if err := sc.Validate(); err != nil {
 		return sc, fmt.Errorf("%w: %w", errUsage, err)
 	}
@@ -275,6 +287,8 @@ func runScenario(sc sim.Scenario, o *options, stdout, stderr io.Writer) error {
 	modules := o.modules
 	if modules == "" {
 		modules = defaultModulesDir()
+	} else if st, err := os.Stat(modules); err != nil || !st.IsDir() {
+		return fmt.Errorf("--modules %s: not a directory", modules)
 	}
 	cache := o.cache
 	if cache == "" {
@@ -307,12 +321,50 @@ func runScenario(sc sim.Scenario, o *options, stdout, stderr io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	prog := &sim.Progress{}
 	opts := sim.Options{
-		ModulesDir: modules, CacheDir: cache, Progress: prog, Log: log,
+		ModulesDir: modules, CacheDir: cache, Log: log,
 		TimeMode: sc.Time, Replay: o.replay(sc),
 	}
+	var profErr error
+	if o.memProfile != "" {
+		opts.AfterBoot = func() { profErr = writeProfiles(o.memProfile) }
+	}
+	if o.repeat > 1 {
+		return runRepeated(sc, o, opts, stdout, stderr)
+	}
+	rep, err := runOnce(sc, o, opts, stderr)
+	if err != nil {
+		return err
+	}
+	if profErr != nil {
+		return profErr
+	}
 
+	summary := rep.Summary()
+	if o.out != "" {
+		files, werr := writeOut(o.out, sc, rep)
+		if werr != nil {
+			return werr
+		}
+		summary += fmt.Sprintf("  wrote %s\n", strings.Join(files, ", "))
+	}
+	if o.json {
+		b, jerr := rep.JSON()
+		if jerr != nil {
+			return jerr
+		}
+		fmt.Fprint(stderr, summary)
+		_, werr := stdout.Write(b)
+		return werr
+	}
+	fmt.Fprint(stdout, summary)
+	return nil
+}
+
+// runOnce runs the scenario once, with the progress bar unless --quiet.
+func runOnce(sc sim.Scenario, o *options, opts sim.Options, stderr io.Writer) (*sim.Report, error) {
+	prog := &sim.Progress{}
+	opts.Progress = prog
 	stopBar := func() {}
 	if !o.quiet {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -341,28 +393,89 @@ func runScenario(sc sim.Scenario, o *options, stdout, stderr io.Writer) error {
 		err = body(context.Background())
 	}
 	stopBar()
+	return rep, err
+}
+
+// runRepeated runs the same plan o.repeat times and reports every metric
+// as its mean and 95 % interval; --out gets the aggregate (repeat.json,
+// repeat.md, band plots) and each run's own files in run-K/.
+func runRepeated(sc sim.Scenario, o *options, opts sim.Options, stdout, stderr io.Writer) error {
+	var reps []*sim.Report
+	for k := 1; k <= o.repeat; k++ {
+		if !o.quiet {
+			fmt.Fprintf(stderr, "run %d of %d\n", k, o.repeat)
+		}
+		rep, err := runOnce(sc, o, opts, stderr)
+		if err != nil {
+			return fmt.Errorf("run %d of %d: %w", k, o.repeat, err)
+		}
+		if o.out != "" {
+			dir := filepath.Join(o.out, fmt.Sprintf("run-%d", k))
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return fmt.Errorf("--out: %w", err)
+			}
+			if _, err := writeOut(dir, sc, rep); err != nil {
+				return err
+			}
+		}
+		reps = append(reps, rep)
+		opts.AfterBoot = nil // profile the first run only
+	}
+	agg, err := sim.Aggregate(reps)
 	if err != nil {
 		return err
 	}
-
-	summary := rep.Summary()
+	summary := agg.Summary()
 	if o.out != "" {
-		files, werr := writeOut(o.out, sc, rep)
-		if werr != nil {
-			return werr
+		plots, err := agg.WritePlots(o.out)
+		if err != nil {
+			return err
 		}
-		summary += fmt.Sprintf("  wrote %s\n", strings.Join(files, ", "))
+		j, err := agg.JSON()
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(o.out, "repeat.json"), j, 0o644); err != nil {
+			return fmt.Errorf("--out: %w", err)
+		}
+		md := "# " + sc.Name + ": " + strconv.Itoa(o.repeat) + " runs of one plan\n\n```\n" + summary + "```\n"
+		for _, p := range plots {
+			md += fmt.Sprintf("\n![%s](%s)\n", strings.TrimSuffix(p, ".svg"), p)
+		}
+		if err := os.WriteFile(filepath.Join(o.out, "repeat.md"), []byte(md), 0o644); err != nil {
+			return fmt.Errorf("--out: %w", err)
+		}
+		summary += fmt.Sprintf("  wrote %s: repeat.json, repeat.md, %s, run-1 … run-%d\n", o.out, strings.Join(plots, ", "), o.repeat)
 	}
 	if o.json {
-		b, jerr := rep.JSON()
-		if jerr != nil {
-			return jerr
+		j, err := agg.JSON()
+		if err != nil {
+			return err
 		}
 		fmt.Fprint(stderr, summary)
-		_, werr := stdout.Write(b)
-		return werr
+		_, err = stdout.Write(j)
+		return err
 	}
 	fmt.Fprint(stdout, summary)
+	return nil
+}
+
+// writeProfiles writes the heap profile to path and the goroutine
+// profile to path.goroutines.
+func writeProfiles(path string) error {
+	for _, p := range []struct{ name, file string }{{"heap", path}, {"goroutine", path + ".goroutines"}} {
+		f, err := os.Create(p.file)
+		if err != nil {
+			return fmt.Errorf("--memprofile: %w", err)
+		}
+		werr := pprof.Lookup(p.name).WriteTo(f, 0)
+		if cerr := f.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil {
+			return fmt.Errorf("--memprofile: %s profile: %w", p.name, werr)
+		}
+	}
 	return nil
 }
 
@@ -412,7 +525,8 @@ func writeOut(dir string, sc sim.Scenario, rep *sim.Report) ([]string, error) {
 }
 
 // defaultModulesDir is build/wasm under the repository holding the
-// working directory, or build/wasm itself.
+// working directory, or build/wasm itself; it need not exist (the
+// built-in modules then serve).
 func defaultModulesDir() string {
 	dir, err := os.Getwd()
 	if err != nil {

@@ -28,6 +28,7 @@ func TestUsageErrors(t *testing.T) {
 		{"bad bandwidth", []string{"plan", "--bandwidth", "lots"}, 2, `"lots" is not a bandwidth`},
 		{"bad value", []string{"plan", "--nodes", "0"}, 2, "nodes: 0 out of range"},
 		{"bad time mode", []string{"plan", "--time", "warp"}, 2, `time: "warp" is not one of`},
+		{"bad repeat", []string{"run", "--repeat", "0"}, 2, "--repeat 0: want 1 to 1000 runs"},
 		{"two files", []string{"plan", "a.yaml", "b.yaml"}, 2, "more than one scenario file"},
 		{"missing file", []string{"plan", filepath.Join(t.TempDir(), "none.yaml")}, 1, "reading scenario"},
 		{"help", []string{"help"}, 0, "plasmsim run [SCENARIO.yaml]"},
@@ -115,27 +116,74 @@ func TestRunRealTimeWritesReport(t *testing.T) {
 }
 
 func TestRunMissingModulesIsHarnessError(t *testing.T) {
-	var stdout, stderr bytes.Buffer
-	code := run([]string{"run", writeScenario(t, "real"), "--quiet", "--modules", filepath.Join(t.TempDir(), "none")}, &stdout, &stderr)
-	assert.Equal(t, 1, code)
-	assert.Contains(t, stderr.String(), "make wasm")
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no such directory", []string{"--modules", filepath.Join(t.TempDir(), "none")}, "not a directory"},
+		{"hello is not built in", []string{"--modules", t.TempDir(), "--nodes", "3"}, "module hello: no hello.wasm in"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			scenario := filepath.Join("..", "..", "scenarios", "sim", "smoke.yaml")
+			code := run(append([]string{"run", scenario, "--quiet", "--time", "real"}, tt.args...), &stdout, &stderr)
+			assert.Equal(t, 1, code)
+			assert.Contains(t, stderr.String(), tt.want)
+		})
+	}
 }
 
 // Virtual time needs the testing package's runner, which a test binary
-// already owns: build the real command and run it.
+// already owns: build the real command and run it, from a directory that
+// is no checkout.
 func TestRunVirtualTimeBinary(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "plasmsim")
 	build := exec.Command("go", "build", "-o", bin, ".")
 	if b, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, b)
 	}
-	modules := filepath.Dir(testwasm.Path(t, testwasm.Tiny))
-	cmd := exec.Command(bin, "run", writeScenario(t, "virtual"), "--json", "--modules", modules, "--cache", t.TempDir())
+	// Outside any checkout, with no --modules: the default workload is
+	// built into the binary.
+	cmd := exec.Command(bin, "run", "--nodes", "3", "--clients", "1", "--jobs", "4", "--json", "--cache", t.TempDir())
+	cmd.Dir = t.TempDir()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	require.NoError(t, cmd.Run(), stderr.String())
 	rep := checkJSON(t, stdout.Bytes())
 	assert.Equal(t, "virtual", rep["time"])
-	assert.EqualValues(t, 3, rep["succeeded"])
+	assert.EqualValues(t, 4, rep["succeeded"])
 	assert.True(t, strings.Contains(stderr.String(), "done"), "the progress bar ran: %s", stderr.String())
+
+	// --repeat: the same plan twice, each metric as mean and interval.
+	out := t.TempDir()
+	cmd = exec.Command(bin, "run", "--nodes", "3", "--clients", "1", "--jobs", "4", "--repeat", "2", "--quiet", "--json", "--out", out, "--cache", t.TempDir())
+	cmd.Dir = t.TempDir()
+	stdout.Reset()
+	stderr.Reset()
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	require.NoError(t, cmd.Run(), stderr.String())
+	var agg struct {
+		Runs          int  `json:"runs"`
+		PlanIdentical bool `json:"plan_identical"`
+		Metrics       map[string]struct {
+			Mean   float64   `json:"mean"`
+			Lo     float64   `json:"ci95_lo"`
+			Hi     float64   `json:"ci95_hi"`
+			Values []float64 `json:"values"`
+		} `json:"metrics"`
+	}
+	require.NoError(t, json.Unmarshal(stdout.Bytes(), &agg), stdout.String())
+	assert.Equal(t, 2, agg.Runs)
+	assert.True(t, agg.PlanIdentical)
+	assert.Equal(t, []float64{4, 4}, agg.Metrics["succeeded"].Values)
+	lat := agg.Metrics["job_latency_ms.p50"]
+	assert.LessOrEqual(t, lat.Lo, lat.Mean)
+	assert.GreaterOrEqual(t, lat.Hi, lat.Mean)
+	assert.Contains(t, stderr.String(), "95 % interval")
+	for _, f := range []string{"repeat.json", "repeat.md", "repeat_job_latency_cdf.svg", "repeat_jobs_finished.svg", "run-1/report.json", "run-2/report.json"} {
+		_, err := os.Stat(filepath.Join(out, f))
+		assert.NoError(t, err, f)
+	}
 }
