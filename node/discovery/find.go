@@ -133,7 +133,13 @@ func lookup(ctx context.Context, h host.Host, d *dht.IpfsDHT, req caps.Requireme
 		defer mu.Unlock()
 		reasons = append(reasons, fmt.Sprintf("%s: %s", id.ShortString(), why))
 	}
-	add := func(f caps.Found) {
+	// Only records fetched by this lookup count towards want: a lookup
+	// that refreshes a cache then learns want nodes it did not know,
+	// instead of stopping at the first want providers it already knew,
+	// so a client's pool of candidates keeps growing and its jobs spread
+	// over more of a large network.
+	fetched := 0
+	add := func(f caps.Found, isNew bool) {
 		if ok, why := caps.Match(f.Record, req); !ok {
 			note(f.Peer.ID, why)
 			return
@@ -141,7 +147,10 @@ func lookup(ctx context.Context, h host.Host, d *dht.IpfsDHT, req caps.Requireme
 		mu.Lock()
 		defer mu.Unlock()
 		found[f.Peer.ID] = f
-		if want > 0 && len(found) >= want {
+		if isNew {
+			fetched++
+		}
+		if want > 0 && fetched >= want {
 			early = true
 			stop()
 		}
@@ -173,7 +182,7 @@ loop:
 		}
 		if known != nil {
 			if f, ok := known(ai.ID); ok {
-				add(f)
+				add(f, false)
 				continue
 			}
 		}
@@ -201,7 +210,7 @@ loop:
 			if keep != nil {
 				keep(f)
 			}
-			add(f)
+			add(f, true)
 		})
 	}
 	stopLookup()

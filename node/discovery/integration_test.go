@@ -433,3 +433,33 @@ func TestFinderLookupSeesNodesThatJoinedSince(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, found, 2, "and Find's cache now holds the late node too")
 }
+
+// A lookup that refreshes a full cache learns nodes it did not know: only
+// records it fetched count towards Enough(limit), so a client's pool grows
+// with every refresh instead of staying the first nodes it met.
+func TestFinderRefreshLearnsNewNodes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	boot := newNode(t, dht.ModeServer, nil)
+	for range 7 {
+		n := newNode(t, dht.ModeServer, nil)
+		n.join(t, ctx, boot)
+		n.startPublisher(t, desc("amd64", 4096, 0, 0, 600), true)
+		require.Eventually(t, func() bool { return n.log.count("record_published") > 0 }, waitFor, 10*time.Millisecond)
+	}
+	client := newNode(t, dht.ModeClient, nil)
+	client.join(t, ctx, boot)
+	f := &discovery.Finder{Host: client.h, DHT: client.d, Refresh: time.Hour}
+	job := caps.Requirements{MinMemoryMB: 1024, TimeoutSeconds: 60}
+
+	want := discovery.Enough(1)
+	_, err := f.Lookup(ctx, job, 1)
+	require.NoError(t, err)
+	first := f.CachedRecords()
+	require.GreaterOrEqual(t, first, want)
+	require.Less(t, first, 7, "the first lookup stops once enough records match")
+
+	_, err = f.Lookup(ctx, job, 1)
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, f.CachedRecords(), min(first+want, 7), "the refresh fetched %d nodes it did not know", want)
+}
