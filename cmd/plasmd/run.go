@@ -93,6 +93,9 @@ func cmdRun(ctx context.Context, env *cmdEnv, args []string) int {
 		return exitUsage
 	}
 	job.Limits = limits
+	if env.oneJobGC != nil {
+		env.oneJobGC(limits.MemoryMB)
+	}
 	if *stdinFile != "" {
 		if job.Stdin, err = readInput(env, *stdinFile); err != nil {
 			errf(env.stderr, "run: reading stdin file: %v", err)

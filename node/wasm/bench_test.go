@@ -268,3 +268,39 @@ func peakRSS(b *testing.B) int64 {
 	b.Fatal("no VmHWM in /proc/self/status")
 	return 0
 }
+
+// BenchmarkHelloDiskWarm is what `plasmd run` does in a new process when
+// the disk cache holds the compiled module: a new Executor loads it from
+// disk, runs one job and closes.
+func BenchmarkHelloDiskWarm(b *testing.B) {
+	hello := testwasm.Bytes(b, testwasm.Hello)
+	ctx := context.Background()
+	dir := b.TempDir()
+	warm, err := New(ctx, Config{CacheDir: dir, Tier: TierCompiler})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := warm.Run(ctx, Job{Module: hello}); err != nil {
+		b.Fatal(err)
+	}
+	if err := warm.Close(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	cpu, n := processCPU(b), 0
+	for b.Loop() {
+		n++
+		e, err := New(ctx, Config{CacheDir: dir, Tier: TierCompiler})
+		if err != nil {
+			b.Fatal(err)
+		}
+		res, err := e.Run(ctx, Job{Module: hello, Args: []string{"x"}})
+		if err != nil || res.Outcome != OutcomeExited {
+			b.Fatalf("unexpected result: %v %s", err, res.Detail)
+		}
+		if err := e.Close(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	reportCPU(b, cpu, n)
+}
