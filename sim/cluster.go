@@ -2,7 +2,6 @@ package sim
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -23,6 +22,7 @@ import (
 	"github.com/phase-protocol/plasm/node/config"
 	"github.com/phase-protocol/plasm/node/identity"
 	"github.com/phase-protocol/plasm/node/scripted"
+	"github.com/phase-protocol/plasm/node/wasm"
 )
 
 // member is one node slot and the node running in it, if any.
@@ -53,7 +53,7 @@ type cluster struct {
 	nw      *Network
 	members []*member
 	byPeer  map[peer.ID]int
-	cache   string // shared compiled-module cache directory
+	exec    *wasm.Executor // runs every node's jobs: one compiled copy of each module
 	log     *slog.Logger
 	stats   *stats
 	prog    *Progress
@@ -67,7 +67,7 @@ func newCluster(ctx context.Context, sc Scenario, plan Plan, workDir, cacheDir s
 	}
 	c := &cluster{
 		sc: sc, plan: plan, nw: NewNetwork(lat, sc.Network.Jitter.D(), sc.Seed),
-		byPeer: make(map[peer.ID]int, len(plan.Slots)), cache: cacheDir, log: log, stats: st, prog: prog, ctx: ctx,
+		byPeer: make(map[peer.ID]int, len(plan.Slots)), log: log, stats: st, prog: prog, ctx: ctx,
 	}
 	c.nw.SetLoss(sc.Network.Loss)
 	start := time.Now()
@@ -77,13 +77,8 @@ func newCluster(ctx context.Context, sc Scenario, plan Plan, workDir, cacheDir s
 			return nil, fmt.Errorf("slot %d: %w", s.Index, err)
 		}
 		dir := filepath.Join(workDir, fmt.Sprintf("node-%05d", s.Index))
-		// The compiled-module cache is shared by every node: compiling
-		// examples/hello takes seconds of CPU, once is enough.
-		if err := os.MkdirAll(filepath.Join(dir, "cache"), 0o700); err != nil {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return nil, fmt.Errorf("slot %d: data directory: %w", s.Index, err)
-		}
-		if err := os.Symlink(cacheDir, filepath.Join(dir, "cache", "wasm")); err != nil && !errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("slot %d: shared module cache: %w", s.Index, err)
 		}
 		slot := s.Index
 		ev := newEventLog(func(event string, r slog.Record) {
@@ -104,6 +99,15 @@ func newCluster(ctx context.Context, sc Scenario, plan Plan, workDir, cacheDir s
 		c.members = append(c.members, &member{slot: s, id: id, dir: dir, ev: ev})
 		c.byPeer[id.ID] = s.Index
 	}
+	// One executor for every node: each node with an executor of its own
+	// held its own ~10 MB copy of examples/hello's compiled code once it
+	// ran the module, the largest part of a node's memory at scale.
+	// Admission and load stay per node (node/jobs).
+	exec, err := wasm.New(ctx, wasm.Config{CacheDir: cacheDir})
+	if err != nil {
+		return nil, fmt.Errorf("shared executor: %w", err)
+	}
+	c.exec = exec
 	c.nw.Start()
 	return c, nil
 }
@@ -159,6 +163,7 @@ func (c *cluster) start(i int) error {
 		Identity:  m.id,
 		Logger:    slog.New(m.ev),
 		HostExtra: c.nw.Transport(i, Link(int(c.sc.Network.Bandwidth))),
+		Executor:  c.exec,
 	}
 	if g := c.sc.Node.ConnGrace.D(); g > 0 {
 		opts.HostExtra = append(slices.Clone(opts.HostExtra), connManager(opts.Config.Network.ConnLow, opts.Config.Network.ConnHigh, g))
@@ -282,6 +287,35 @@ func (c *cluster) published() (done, up int) {
 	return done, up
 }
 
+// conns counts the open connections of the up nodes; bootstrap nodes and
+// clients (the hubs, which hold far more) are averaged apart.
+func (c *cluster) conns() ConnStats {
+	var st ConnStats
+	var n, hubs, sum, hubSum int
+	for _, m := range c.members {
+		nd := m.node()
+		if nd == nil {
+			continue
+		}
+		k := len(nd.Host.Network().Conns())
+		if m.slot.Role == RoleClient || m.slot.Index < c.sc.Network.BootstrapNodes {
+			hubs++
+			hubSum += k
+			continue
+		}
+		n++
+		sum += k
+		st.Max = max(st.Max, k)
+	}
+	if n > 0 {
+		st.Mean = round1(float64(sum) / float64(n))
+	}
+	if hubs > 0 {
+		st.HubMean = round1(float64(hubSum) / float64(hubs))
+	}
+	return st
+}
+
 // closeAll shuts every node down, then the network.
 func (c *cluster) closeAll() {
 	var wg sync.WaitGroup
@@ -298,6 +332,7 @@ func (c *cluster) closeAll() {
 	for _, m := range c.members {
 		m.closing.Wait()
 	}
+	_ = c.exec.Close(context.Background())
 	c.nw.Close()
 }
 

@@ -59,6 +59,11 @@ type Report struct {
 	Converged          bool        `json:"converged"`         // every server published before the workload
 	Published          int         `json:"published"`         // servers that had published by then
 	Goroutines         int         `json:"goroutines"`        // at the end of the workload
+	// Connections open per node, after boot and at the end of the
+	// workload: the cost driver at scale (each is a QUIC connection with
+	// its timers and buffers).
+	ConnsAfterBoot ConnStats `json:"connections_after_boot"`
+	ConnsAtEnd     ConnStats `json:"connections_at_end"`
 
 	Sim         SimTimes    `json:"sim_seconds"`
 	Wall        WallTimes   `json:"wall_phases_seconds"`
@@ -105,6 +110,13 @@ type WallTimes struct {
 	ConvergedSeconds float64 `json:"converged"` // from the start of the run
 	WorkloadSeconds  float64 `json:"workload"`
 	ShutdownSeconds  float64 `json:"shutdown"`
+}
+
+// ConnStats are the open connections of the up nodes at one moment.
+type ConnStats struct {
+	Mean    float64 `json:"mean"`     // per server node, bootstrap nodes excluded
+	Max     int     `json:"max"`      // on one server node, bootstrap nodes excluded
+	HubMean float64 `json:"hub_mean"` // per bootstrap node or client
 }
 
 // MemoryStats are the process's memory, to size runs by.
@@ -375,6 +387,8 @@ func (rep *Report) Markdown(plots []string) string {
 	row("RSS after boot (MB) / per node", fmt.Sprintf("%.0f / %.2f", rep.Memory.BootRSSMB, rep.Memory.PerNodeRSSMB))
 	row("Go heap after boot (MB) / per node", fmt.Sprintf("%.0f / %.2f", rep.Memory.BootHeapMB, rep.Memory.PerNodeHeapMB))
 	row("goroutines after boot / at end", fmt.Sprintf("%d / %d", rep.Memory.BootGoroutines, rep.Goroutines))
+	row("connections a node after boot / at end (mean, max; hubs' mean)", fmt.Sprintf("%.1f, %d; %.0f / %.1f, %d; %.0f",
+		rep.ConnsAfterBoot.Mean, rep.ConnsAfterBoot.Max, rep.ConnsAfterBoot.HubMean, rep.ConnsAtEnd.Mean, rep.ConnsAtEnd.Max, rep.ConnsAtEnd.HubMean))
 	if len(rep.Behaviours) > 0 {
 		b.WriteString("\n## Misbehaving nodes\n\n| behaviour | nodes | offered | caught | accepted | bad accepted |\n|---|---|---|---|---|---|\n")
 		for _, name := range sortedKeys(rep.Behaviours) {

@@ -173,6 +173,7 @@ func Run(ctx context.Context, sc Scenario, o Options) (*Report, error) {
 		r.converge(ctx, rep)
 		rep.Wall.ConvergedSeconds = seconds(wallNow() - wall0)
 		rep.Memory = memoryAfterBoot(mem0, sc.Nodes+sc.Clients)
+		rep.ConnsAfterBoot = r.c.conns()
 		if o.AfterBoot != nil {
 			o.AfterBoot()
 		}
@@ -184,6 +185,7 @@ func Run(ctx context.Context, sc Scenario, o Options) (*Report, error) {
 		rep.Sim.WorkloadSeconds = time.Since(r.workStart).Seconds()
 		rep.Traffic = r.c.nw.Traffic()
 		rep.Goroutines = runtime.NumGoroutine()
+		rep.ConnsAtEnd = r.c.conns()
 	}()
 	if err := r.failed(); err != nil {
 		return nil, err

@@ -65,6 +65,12 @@ type Scenario struct {
 	// ConvergeTimeout bounds the wait (simulated time) for every node to
 	// join and publish its record before the workload starts anyway.
 	ConvergeTimeout Duration `yaml:"converge_timeout" json:"converge_timeout"`
+	// MemoryLimitMB is the Go memory limit plasmsim sets for the run
+	// (unless GOMEMLIMIT is set); 0: 70 % of the machine's memory. The
+	// collector runs at GOGC=400 until the heap nears it, so a scale run's
+	// peak RSS is mostly the collector's headroom, and this bounds it at
+	// the price of more frequent collections (docs/SIMULATOR.md).
+	MemoryLimitMB int `yaml:"memory_limit_mb" json:"memory_limit_mb,omitempty"`
 }
 
 // NetworkSpec is the link model and how nodes join.
@@ -317,6 +323,9 @@ func (sc Scenario) Validate() error {
 		if d.v.D() < d.min {
 			bad(d.field, "%v is under %v", d.v, d.min)
 		}
+	}
+	if sc.MemoryLimitMB < 0 {
+		bad("memory_limit_mb", "%d is negative", sc.MemoryLimitMB)
 	}
 	if sc.Network.Bandwidth < 10_000 {
 		bad("network.bandwidth", "%v is under 10kbps", sc.Network.Bandwidth)

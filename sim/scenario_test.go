@@ -35,6 +35,10 @@ func TestParseScenario(t *testing.T) {
 		{name: "bad duration", doc: "network:\n  latency: fast\n", wantErr: `"fast" is not a duration`},
 		{name: "bad bandwidth", doc: "network:\n  bandwidth: lots\n", wantErr: `"lots" is not a bandwidth`},
 		{name: "nodes out of range", doc: "nodes: 0\n", wantErr: "nodes: 0 out of range"},
+		{name: "memory limit", doc: "memory_limit_mb: 5120\n", check: func(t *testing.T, sc Scenario) {
+			assert.Equal(t, 5120, sc.MemoryLimitMB)
+		}},
+		{name: "negative memory limit", doc: "memory_limit_mb: -1\n", wantErr: "memory_limit_mb: -1 is negative"},
 		{name: "negative conn grace", doc: "node: {conn_grace: -1s}\n", wantErr: "node.conn_grace (ms): -1000 out of range"},
 		{name: "unknown module", doc: "workload:\n  mix: [{module: nope, weight: 1}]\n", wantErr: `workload.mix[0].module: "nope"`},
 		{name: "spinning module in virtual time", doc: "workload:\n  mix: [{module: loop, weight: 1}]\n", wantErr: "never blocks"},

@@ -284,6 +284,9 @@ func printPlan(sc sim.Scenario, o *options, stdout io.Writer) int {
 }
 
 func runScenario(sc sim.Scenario, o *options, stdout, stderr io.Writer) error {
+	if sc.MemoryLimitMB > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(int64(sc.MemoryLimitMB) << 20)
+	}
 	modules := o.modules
 	if modules == "" {
 		modules = defaultModulesDir()
