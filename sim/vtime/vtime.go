@@ -84,6 +84,15 @@ func Run(f func(ctx context.Context) error) (err error) {
 	if !flag.Parsed() {
 		_ = flag.CommandLine.Parse(nil)
 	}
+	// Inside a test binary go test may name a test log file; the inner run
+	// would then reopen it and close the outer run's handle, and the outer
+	// run fails at exit with "file already closed". The log is cmd/go's
+	// cache bookkeeping for the outer run only.
+	if lf := flag.Lookup("test.testlogfile"); lf != nil && lf.Value.String() != "" {
+		old := lf.Value.String()
+		_ = lf.Value.Set("")
+		defer func() { _ = lf.Value.Set(old) }()
+	}
 	devnull, derr := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if derr != nil {
 		return fmt.Errorf("vtime: %w", derr)
