@@ -260,6 +260,7 @@ func (n *Node) describe() caps.Record {
 // capability record, serve the caps protocol, log peer events.
 func (n *Node) Start(ctx context.Context) error {
 	ctx, n.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	n.finder.RefreshInBackground(ctx)
 	if n.Jobs != nil {
 		discovery.ServeCaps(n.Host, n.pub.Live, n.log)
 		n.Jobs.Start()
@@ -449,6 +450,9 @@ func (n *Node) Close() error {
 			}
 		}
 		n.wg.Wait()
+		if n.finder != nil {
+			n.finder.Close()
+		}
 		if n.Jobs != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			errs = append(errs, n.Jobs.Close(ctx))

@@ -13,8 +13,13 @@ import (
 )
 
 // DefaultRefresh is how long a Finder answers from its cache before it
-// looks the providers up again to learn of nodes that joined since.
-const DefaultRefresh = 30 * time.Second
+// looks the providers up again to learn of nodes that joined since. Each
+// refresh learns Enough(limit) nodes the cache did not hold, so a busy
+// client's pool of candidates grows by that much every DefaultRefresh.
+const DefaultRefresh = 10 * time.Second
+
+// refreshTimeout bounds a background refresh.
+const refreshTimeout = 30 * time.Second
 
 // Finder is Find with a memory: the verified records it fetched are kept
 // until they expire (each record says when), so a client that found
@@ -22,18 +27,42 @@ const DefaultRefresh = 30 * time.Second
 // again for its next job. A Find is answered from the cache when it holds
 // Enough(limit) unexpired matching records (or that lookup saw every
 // provider) and the last lookup is younger than Refresh; otherwise it looks up again, using cached records instead
-// of querying those nodes. Forget drops a node that turned out to be gone.
-// Safe for concurrent use.
+// of querying those nodes. After RefreshInBackground, a cache that holds
+// enough but is older than Refresh still answers at once, and the lookup
+// runs in the background: a job never waits for a refresh. Forget drops a
+// node that turned out to be gone. Safe for concurrent use.
 type Finder struct {
 	Host    host.Host
 	DHT     *dht.IpfsDHT
 	Refresh time.Duration    // 0: DefaultRefresh
 	Now     func() time.Time // nil: time.Now
 
-	mu       sync.Mutex
-	records  map[peer.ID]caps.Found
-	lookedUp time.Time // end of the last lookup that found something
-	complete bool      // that lookup saw every provider (a small network)
+	mu         sync.Mutex
+	records    map[peer.ID]caps.Found
+	lookedUp   time.Time // end of the last lookup that found something
+	complete   bool      // that lookup saw every provider (a small network)
+	bgCtx      context.Context
+	refreshing bool // a background refresh is running
+	closed     bool
+	bg         sync.WaitGroup
+}
+
+// RefreshInBackground lets Find refresh a stale cache that still holds
+// enough records in the background, under ctx (the owner's lifetime);
+// Close waits for a refresh in flight.
+func (f *Finder) RefreshInBackground(ctx context.Context) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.bgCtx = ctx
+}
+
+// Close stops new background refreshes and waits for the one in flight
+// (cancel the context given to RefreshInBackground first to cut it short).
+func (f *Finder) Close() {
+	f.mu.Lock()
+	f.closed = true
+	f.mu.Unlock()
+	f.bg.Wait()
 }
 
 // Find returns up to limit nodes whose records meet req, ranked as Find
@@ -42,10 +71,42 @@ type Finder struct {
 func (f *Finder) Find(ctx context.Context, req caps.Requirements, limit int) ([]caps.Found, error) {
 	want := Enough(limit)
 	cached, fresh, complete := f.cached(req)
-	if want > 0 && fresh && (len(cached) >= want || complete && len(cached) > 0) {
+	enough := want > 0 && (len(cached) >= want || complete && len(cached) > 0)
+	if enough && (fresh || f.refreshLater(req, limit)) {
 		return rankFound(cached, req, limit), nil
 	}
 	return f.Lookup(ctx, req, limit)
+}
+
+// refreshLater starts a background lookup unless one is running, and
+// reports whether the stale cache may answer meanwhile (false: no
+// background context, or the Finder is closed; the caller looks up).
+func (f *Finder) refreshLater(req caps.Requirements, limit int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.bgCtx == nil || f.closed || f.bgCtx.Err() != nil {
+		return false
+	}
+	if f.refreshing {
+		return true
+	}
+	f.refreshing = true
+	f.bg.Add(1)
+	ctx := f.bgCtx
+	go func() {
+		defer f.bg.Done()
+		defer func() {
+			f.mu.Lock()
+			f.refreshing = false
+			f.mu.Unlock()
+		}()
+		ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+		defer cancel()
+		// An error leaves the cache and lookedUp as they were: the next
+		// Find starts another refresh.
+		_, _ = f.Lookup(ctx, req, limit)
+	}()
+	return true
 }
 
 // Lookup is Find without the cache's answer: it always asks the DHT who

@@ -434,6 +434,54 @@ func TestFinderLookupSeesNodesThatJoinedSince(t *testing.T) {
 	assert.Len(t, found, 2, "and Find's cache now holds the late node too")
 }
 
+// With RefreshInBackground a stale cache that holds enough answers at
+// once, and the refresh runs behind it: a node that joined is missing from
+// the answer that started the refresh and present once it is done.
+func TestFinderRefreshesInTheBackground(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	boot := newNode(t, dht.ModeServer, nil)
+	start := func() *node {
+		n := newNode(t, dht.ModeServer, nil)
+		n.join(t, ctx, boot)
+		n.startPublisher(t, desc("amd64", 4096, 0, 0, 600), true)
+		require.Eventually(t, func() bool { return n.log.count("record_published") > 0 }, waitFor, 10*time.Millisecond)
+		return n
+	}
+	first := start()
+	client := newNode(t, dht.ModeClient, nil)
+	client.join(t, ctx, boot)
+	now := time.Now()
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	f := &discovery.Finder{Host: client.h, DHT: client.d, Refresh: time.Minute, Now: clock}
+	bg, stop := context.WithCancel(ctx)
+	f.RefreshInBackground(bg)
+	job := caps.Requirements{MinMemoryMB: 1024, TimeoutSeconds: 60}
+	found, err := f.Find(ctx, job, 10)
+	require.NoError(t, err)
+	require.Equal(t, []peer.ID{first.h.ID()}, peers(found))
+
+	late := start()
+	mu.Lock()
+	now = now.Add(2 * time.Minute) // the cache is stale
+	mu.Unlock()
+	found, err = f.Find(ctx, job, 10)
+	require.NoError(t, err)
+	assert.Equal(t, []peer.ID{first.h.ID()}, peers(found), "the stale cache answers at once")
+	assert.Eventually(t, func() bool {
+		found, err := f.Find(ctx, job, 10)
+		return err == nil && len(found) == 2
+	}, waitFor, 20*time.Millisecond, "the background refresh learns of %s", late.h.ID())
+	stop()
+	f.Close()
+	mu.Lock()
+	now = now.Add(2 * time.Minute)
+	mu.Unlock()
+	_, err = f.Find(ctx, job, 10)
+	require.NoError(t, err, "a closed Finder looks up in the foreground")
+}
+
 // A lookup that refreshes a full cache learns nodes it did not know: only
 // records it fetched count towards Enough(limit), so a client's pool grows
 // with every refresh instead of staying the first nodes it met.
