@@ -3,7 +3,7 @@
 # compile cache warm, beside Node.js's node:wasi running the same module in
 # the same hyperfine run, and with an empty cache (the job runs on the
 # interpreter and a detached `plasmd run --compile-only` fills the cache;
-# each prepare step stops that compile and empties the cache, so no run
+# each prepare step kills that compile and empties the cache, so no run
 # overlaps the previous run's compile).
 # Needs hyperfine (Debian package). Writes build/bench/process*.{md,json}.
 set -euo pipefail
@@ -22,7 +22,11 @@ hyperfine --warmup 3 --runs "${RUNS:-30}" -N \
 prepare="$out/empty-cache.sh"
 cat >"$prepare" <<SH
 #!/bin/sh
-pkill -f 'run --compile-only --data-dir $empty' ; sleep 0.3; rm -rf '$empty/cache'
+# SIGKILL: the compile ignores SIGTERM until it finishes (wazero's compile
+# cannot be interrupted), and would then share the CPU with the next run.
+pkill -KILL -f 'run --compile-only --data-dir $empty'
+while pgrep -f 'run --compile-only --data-dir $empty' >/dev/null; do sleep 0.05; done
+rm -rf '$empty/cache'
 SH
 chmod +x "$prepare"
 hyperfine --runs "${RUNS:-30}" -N --prepare "$prepare" \
