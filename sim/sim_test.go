@@ -136,7 +136,9 @@ func TestMisbehavioursAreCaught(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.behaviour, func(t *testing.T) {
-			sc := small(6, 5)
+			// Ten jobs: a replayed receipt shows only from the liar's
+			// second job on, and with five the liar once won only one race.
+			sc := small(6, 10)
 			sc.Network.BootstrapNodes = 2
 			sc.Workload.Duration = Duration(20 * time.Second)
 			sc.Workload.Replicas = tt.replicas
