@@ -39,11 +39,10 @@ type Finder struct {
 
 	mu         sync.Mutex
 	records    map[peer.ID]caps.Found
-	lookedUp   time.Time // end of the last lookup that found something
-	complete   bool      // that lookup saw every provider (a small network)
-	bgCtx      context.Context
-	refreshing bool // a background refresh is running
-	closed     bool
+	lookedUp   time.Time       // end of the last lookup that found something
+	complete   bool            // that lookup saw every provider (a small network)
+	bgCtx      context.Context // nil: no background refresh (not asked for, or closed)
+	refreshing bool            // a background refresh is running
 	bg         sync.WaitGroup
 }
 
@@ -60,7 +59,7 @@ func (f *Finder) RefreshInBackground(ctx context.Context) {
 // (cancel the context given to RefreshInBackground first to cut it short).
 func (f *Finder) Close() {
 	f.mu.Lock()
-	f.closed = true
+	f.bgCtx = nil
 	f.mu.Unlock()
 	f.bg.Wait()
 }
@@ -84,7 +83,7 @@ func (f *Finder) Find(ctx context.Context, req caps.Requirements, limit int) ([]
 func (f *Finder) refreshLater(req caps.Requirements, limit int) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.bgCtx == nil || f.closed || f.bgCtx.Err() != nil {
+	if f.bgCtx == nil || f.bgCtx.Err() != nil {
 		return false
 	}
 	if f.refreshing {

@@ -399,6 +399,17 @@ func TestPublisherLogsFailureWithoutPeers(t *testing.T) {
 	assert.Equal(t, int64(180), cur.ExpiresAt-cur.IssuedAt, "lifetime is three intervals")
 }
 
+// startProvider joins a server node through boot and waits until it has
+// published an amd64, 4 GiB capability record.
+func startProvider(t *testing.T, ctx context.Context, boot *node) *node {
+	t.Helper()
+	n := newNode(t, dht.ModeServer, nil)
+	n.join(t, ctx, boot)
+	n.startPublisher(t, desc("amd64", 4096, 0, 0, 600), true)
+	require.Eventually(t, func() bool { return n.log.count("record_published") > 0 }, waitFor, 10*time.Millisecond)
+	return n
+}
+
 // A node that joins after a Finder's lookup is missing from Find's cached
 // answer until the refresh, and present in Lookup's at once (the API's
 // listing uses Lookup).
@@ -406,14 +417,7 @@ func TestFinderLookupSeesNodesThatJoinedSince(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	boot := newNode(t, dht.ModeServer, nil)
-	start := func() *node {
-		n := newNode(t, dht.ModeServer, nil)
-		n.join(t, ctx, boot)
-		n.startPublisher(t, desc("amd64", 4096, 0, 0, 600), true)
-		require.Eventually(t, func() bool { return n.log.count("record_published") > 0 }, waitFor, 10*time.Millisecond)
-		return n
-	}
-	first := start()
+	first := startProvider(t, ctx, boot)
 	client := newNode(t, dht.ModeClient, nil)
 	client.join(t, ctx, boot)
 	f := &discovery.Finder{Host: client.h, DHT: client.d, Refresh: time.Hour}
@@ -422,7 +426,7 @@ func TestFinderLookupSeesNodesThatJoinedSince(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []peer.ID{first.h.ID()}, peers(found))
 
-	late := start()
+	late := startProvider(t, ctx, boot)
 	found, err = f.Find(ctx, job, 10)
 	require.NoError(t, err)
 	assert.Equal(t, []peer.ID{first.h.ID()}, peers(found), "Find answers from its cache within Refresh")
@@ -441,14 +445,7 @@ func TestFinderRefreshesInTheBackground(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	boot := newNode(t, dht.ModeServer, nil)
-	start := func() *node {
-		n := newNode(t, dht.ModeServer, nil)
-		n.join(t, ctx, boot)
-		n.startPublisher(t, desc("amd64", 4096, 0, 0, 600), true)
-		require.Eventually(t, func() bool { return n.log.count("record_published") > 0 }, waitFor, 10*time.Millisecond)
-		return n
-	}
-	first := start()
+	first := startProvider(t, ctx, boot)
 	client := newNode(t, dht.ModeClient, nil)
 	client.join(t, ctx, boot)
 	now := time.Now()
@@ -462,7 +459,7 @@ func TestFinderRefreshesInTheBackground(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []peer.ID{first.h.ID()}, peers(found))
 
-	late := start()
+	late := startProvider(t, ctx, boot)
 	mu.Lock()
 	now = now.Add(2 * time.Minute) // the cache is stale
 	mu.Unlock()
@@ -493,10 +490,7 @@ func TestFinderRefreshLearnsNewNodes(t *testing.T) {
 	const providers = 12
 	boot := newNode(t, dht.ModeServer, nil)
 	for range providers {
-		n := newNode(t, dht.ModeServer, nil)
-		n.join(t, ctx, boot)
-		n.startPublisher(t, desc("amd64", 4096, 0, 0, 600), true)
-		require.Eventually(t, func() bool { return n.log.count("record_published") > 0 }, waitFor, 10*time.Millisecond)
+		startProvider(t, ctx, boot)
 	}
 	client := newNode(t, dht.ModeClient, nil)
 	client.join(t, ctx, boot)
