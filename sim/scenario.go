@@ -138,6 +138,7 @@ type Workload struct {
 	MemoryMB       int      `yaml:"memory_mb" json:"memory_mb"`
 	TimeoutSeconds int      `yaml:"timeout_seconds" json:"timeout_seconds"`
 	Fanout         int      `yaml:"fanout" json:"fanout"`
+	OfferStagger   Duration `yaml:"offer_stagger,omitempty" json:"offer_stagger,omitempty"` // 0: the client's default; negative: a round's offers at once
 	Attempts       int      `yaml:"attempts" json:"attempts"`
 	AcceptTimeout  Duration `yaml:"accept_timeout" json:"accept_timeout"`
 	AttemptTimeout Duration `yaml:"attempt_timeout" json:"attempt_timeout"`

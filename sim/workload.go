@@ -205,7 +205,7 @@ func (r *runner) runJob(ctx context.Context, j JobPlan) {
 		Attempts: w.Attempts, Replicas: w.Replicas,
 	}
 	opts := client.Options{
-		Fanout:        w.Fanout,
+		Fanout: w.Fanout, OfferStagger: w.OfferStagger.D(),
 		AcceptTimeout: w.AcceptTimeout.D(), AttemptTimeout: w.AttemptTimeout.D(), Deadline: w.Deadline.D(),
 	}
 	start := time.Now()

@@ -41,11 +41,16 @@ type Job = phase.Job
 
 // Defaults for zero Options.
 const (
-	// DefaultFanout is 2: the job goes to whichever of two randomly
-	// ranked equals accepts first ("power of two choices" on live
-	// responsiveness). Three let the nearest nodes win most races
+	// DefaultFanout is 2: a round offers the job to two randomly ranked
+	// equals, the second only when the first says no or is slow to answer
+	// (DefaultOfferStagger).
+	DefaultFanout = 2
+	// DefaultOfferStagger is how long a round's first offer has to be
+	// answered before the next goes out: longer than most round trips, so
+	// the randomly ranked first node gets the job and load spreads evenly.
+	// Offers sent at once go to the nearest nodes, which win most races
 	// (docs/SIMULATOR.md, load spread).
-	DefaultFanout        = 2
+	DefaultOfferStagger  = 250 * time.Millisecond
 	DefaultAcceptTimeout = 2 * time.Second
 	DefaultDialTimeout   = 5 * time.Second
 	// DefaultHedgeAfter: an accepted attempt that has neither finished nor
@@ -70,7 +75,8 @@ const (
 // Options control how a job is tried. Zero values take the defaults given
 // on each field.
 type Options struct {
-	Fanout         int             // offers sent at once per round (default 2): the first to accept wins, the others are withdrawn
+	Fanout         int             // offers per round (default 2): the first to accept wins, the others are withdrawn
+	OfferStagger   time.Duration   // wait this long for a round's offers out to answer before sending the next (default 250ms; negative: send a round's offers at once)
 	AcceptTimeout  time.Duration   // wait for accepted/rejected after the offer (default 2s)
 	DialTimeout    time.Duration   // connect and open the stream (default 5s)
 	AttemptTimeout time.Duration   // one attempt end to end (default: job timeout + 30s)
@@ -258,6 +264,7 @@ func newSettings(job Job, opts Options) (settings, error) {
 	s.DialTimeout = orDefault(s.DialTimeout, DefaultDialTimeout)
 	s.StallTimeout = orDefault(s.StallTimeout, DefaultStallTimeout)
 	s.HedgeAfter = orDefault(s.HedgeAfter, DefaultHedgeAfter)
+	s.OfferStagger = max(orDefault(s.OfferStagger, DefaultOfferStagger), 0)
 	s.AttemptTimeout = orDefault(s.AttemptTimeout, time.Duration(s.manifest.TimeoutSeconds)*time.Second+attemptGrace)
 	if s.Deadline == 0 {
 		s.Deadline = min(s.AttemptTimeout*time.Duration(s.attempts), max(deadlineFloor, 2*s.AttemptTimeout))

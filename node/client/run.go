@@ -60,6 +60,7 @@ func (c *Client) Run(ctx context.Context, job Job, opts Options) (*Result, error
 	return r.loop(newSched(schedConfig{
 		replicas:   s.replicas,
 		fanout:     s.Fanout,
+		stagger:    s.OfferStagger,
 		budget:     s.attempts,
 		backoffMin: s.BackoffMin,
 		backoffMax: s.BackoffMax,

@@ -2,6 +2,7 @@ package client
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -17,8 +18,15 @@ import (
 
 // schedConfig is what the scheduler needs from the settings.
 type schedConfig struct {
-	replicas   int           // k agreeing verified results end the run
-	fanout     int           // offers sent at once per round
+	replicas int // k agreeing verified results end the run
+	fanout   int // offers per round
+	// stagger, when > 0, sends a round's offers one at a time: the next
+	// goes out when the ones out have all failed or none has answered in
+	// stagger. The first node of a round (a random one among equals) then
+	// gets the job unless it is slow to answer or says no; offers sent at
+	// once instead go to whichever answers first, and the nodes nearest the
+	// client win most races (docs/SIMULATOR.md, load spread).
+	stagger    time.Duration
 	budget     int           // nodes tried at most, over all replicas
 	backoffMin time.Duration // first pause after a failed round
 	backoffMax time.Duration
@@ -111,6 +119,7 @@ type seeker struct {
 	state   seekerState
 	pending map[peer.ID]bool // offers out in this round
 	order   []peer.ID        // the round's nodes, in queue order
+	staged  []peer.ID        // the round's nodes not offered yet (stagger)
 	running peer.ID          // the accepted attempt
 	failed  int              // failed rounds and attempts, for the backoff
 	timer   int              // the wait it is in (backoff or hedge)
@@ -211,6 +220,10 @@ func (s *sched) step(ev any) []any {
 		switch sk.state {
 		case seekBackoff:
 			sk.state = seekIdle
+		case seekOffering: // the offers out did not answer in time: one more
+			if len(sk.staged) > 0 {
+				out = s.offerNext(sk)
+			}
 		case seekRunning: // the hedge delay passed without a result
 			if !sk.hedged && !sk.alive {
 				sk.hedged = true
@@ -241,6 +254,9 @@ func (s *sched) answered(e evAnswered) []any {
 			return nil
 		}
 		if len(sk.pending) == 0 && sk.state == seekOffering {
+			if len(sk.staged) > 0 {
+				return s.offerNext(sk)
+			}
 			return s.backoff(sk)
 		}
 		return nil
@@ -252,23 +268,27 @@ func (s *sched) answered(e evAnswered) []any {
 		return []any{actWithdraw{nodes: []peer.ID{e.node}}}
 	}
 	// The first to accept wins the round; the others go back to the front
-	// of the queue: they were asked, not tried.
+	// of the queue: they were asked (or about to be), not tried.
 	var out []any
-	var back []peer.ID
+	var back, withdraw []peer.ID
 	for _, n := range sk.order {
 		if sk.pending[n] {
-			back = append(back, n)
+			withdraw = append(withdraw, n)
 			delete(s.byNode, n)
-			s.inflight--
+		} else if !slices.Contains(sk.staged, n) {
+			continue
 		}
+		back = append(back, n)
+		s.inflight--
 	}
-	sk.pending, sk.order = nil, nil
-	if len(back) > 0 {
-		s.requeue(back)
-		out = append(out, actWithdraw{nodes: back})
+	sk.pending, sk.order, sk.staged = nil, nil, nil
+	s.requeue(back)
+	if len(withdraw) > 0 {
+		out = append(out, actWithdraw{nodes: withdraw})
 	}
 	sk.state = seekRunning
 	sk.running = e.node
+	sk.timer = 0 // a stagger wait of the round is void
 	sk.hedged, sk.alive, sk.sent = false, false, false
 	out = append(out, actProceed{node: e.node})
 	if s.cfg.hedgeAfter > 0 {
@@ -375,14 +395,23 @@ func (s *sched) advance(out []any) []any {
 		s.queue = s.queue[n:]
 		sk.state = seekOffering
 		sk.pending = map[peer.ID]bool{}
-		sk.order = sk.order[:0]
+		sk.order, sk.staged = sk.order[:0], nil
+		for _, ai := range nodes {
+			sk.order = append(sk.order, ai.ID)
+		}
+		s.inflight += n // staged nodes hold their share of the budget
+		if s.cfg.stagger > 0 && n > 1 {
+			sk.staged = slices.Clone(sk.order[1:])
+			nodes = nodes[:1]
+		}
 		for _, ai := range nodes {
 			sk.pending[ai.ID] = true
-			sk.order = append(sk.order, ai.ID)
 			s.byNode[ai.ID] = sk
 		}
-		s.inflight += n
 		out = append(out, actOffer{nodes: nodes})
+		if len(sk.staged) > 0 {
+			out = append(out, s.wait(sk, s.cfg.stagger))
+		}
 	}
 	for _, sk := range s.seekers {
 		if sk.state != seekDone {
@@ -390,6 +419,21 @@ func (s *sched) advance(out []any) []any {
 		}
 	}
 	return append(out, s.finish(nil, nil)...)
+}
+
+// offerNext sends the next staged offer of sk's round, and waits stagger
+// for it before the one after.
+func (s *sched) offerNext(sk *seeker) []any {
+	id := sk.staged[0]
+	sk.staged = sk.staged[1:]
+	sk.timer = 0 // the stagger wait that led here, if any, is over
+	sk.pending[id] = true
+	s.byNode[id] = sk
+	out := []any{actOffer{nodes: []peer.AddrInfo{s.infos[id]}}}
+	if len(sk.staged) > 0 {
+		out = append(out, s.wait(sk, s.cfg.stagger))
+	}
+	return out
 }
 
 // requeue puts withdrawn candidates back at the front, in their order.

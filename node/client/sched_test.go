@@ -290,6 +290,67 @@ func TestSchedSuspectsNotRacedAgainstTrusted(t *testing.T) {
 	})
 }
 
+func staggered(replicas, fanout, budget int) schedConfig {
+	c := cfg(replicas, fanout, budget)
+	c.stagger = 250 * time.Millisecond
+	return c
+}
+
+// With a stagger, a round's offers go out one at a time: the next when
+// the ones out have not answered in the stagger, or at once when they all
+// said no. The first to accept still wins; nodes not yet offered go back
+// to the queue, unspent, and need no withdrawal.
+func TestSchedStaggeredOffers(t *testing.T) {
+	cases := []struct {
+		name  string
+		cfg   schedConfig
+		start []string
+		steps []stepCase
+		spent int
+	}{
+		{"first accepts in time", staggered(1, 2, 5), []string{"offer a", "wait 1 250ms"}, []stepCase{
+			{accepted("a"), []string{"proceed a"}},
+			{evTimer{id: 1}, nil}, // the round is decided: no second offer
+			{ok("a", "x"), []string{"finish ok a"}},
+		}, 1},
+		{"first slow, second wins", staggered(1, 3, 5), []string{"offer a", "wait 1 250ms"}, []stepCase{
+			{evTimer{id: 1}, []string{"offer b", "wait 2 250ms"}},
+			{accepted("b"), []string{"withdraw a", "proceed b"}},
+			{evTimer{id: 2}, nil},
+			{failed("b"), []string{"wait 3 100ms"}},
+			{evTimer{id: 3}, []string{"offer a", "wait 4 250ms"}}, // a was asked, not tried; c was never asked
+			{rejected("a", "queue_full"), []string{"offer c", "wait 5 250ms"}},
+			{accepted("c"), []string{"proceed c"}}, // d, staged, goes back unasked
+			{ok("c", "x"), []string{"finish ok c"}},
+		}, 3},
+		{"a refusal sends the next at once", staggered(1, 2, 5), []string{"offer a", "wait 1 250ms"}, []stepCase{
+			{rejected("a", "queue_full"), []string{"offer b"}},
+			{evTimer{id: 1}, nil}, // stale: b was sent already
+			{rejected("b", "queue_full"), []string{"wait 2 100ms"}},
+			{evTimer{id: 2}, []string{"offer c", "wait 3 250ms"}},
+		}, 2},
+		{"staged nodes hold the budget", staggered(1, 3, 2), []string{"offer a", "wait 1 250ms"}, []stepCase{
+			{evTimer{id: 1}, []string{"offer b"}}, // the budget of 2 allows no third
+			{rejected("a", "queue_full"), nil},
+			{rejected("b", "queue_full"), []string{"wait 2 100ms"}},
+			{evTimer{id: 2}, []string{"finish error no node could run the job"}},
+		}, 2},
+		{"no hedge from a stale stagger wait", func() schedConfig { c := staggered(1, 2, 5); c.hedgeAfter = 0; return c }(),
+			[]string{"offer a", "wait 1 250ms"}, []stepCase{
+				{accepted("a"), []string{"proceed a"}},
+				{evTimer{id: 1}, nil},
+				{ok("a", "x"), []string{"finish ok a"}},
+			}, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSched(tc.cfg, nodes("a", "b", "c", "d"))
+			play(t, s, tc.start, tc.steps)
+			assert.Equal(t, tc.spent, s.spent)
+		})
+	}
+}
+
 // Nothing to offer at all.
 func TestSchedNoCandidates(t *testing.T) {
 	s := newSched(cfg(1, 3, 5), nil)
