@@ -291,6 +291,11 @@ func (r *runner) fill(rep *Report, o Options, wall time.Duration) {
 	rep.Discoveries = len(finds)
 	rep.DiscoveryLatencyMS = percentiles(dl)
 	rep.Spread = spreadOf(perNode, r.plan.Servers)
+	slotLat := make([]time.Duration, min(r.plan.Servers, len(r.plan.Slots)))
+	for i := range slotLat {
+		slotLat[i] = r.plan.Slots[i].Latency
+	}
+	rep.Spread.ByLatencyQuarter = byLatencyQuarter(perNode, slotLat)
 	rep.NodesUsed, rep.MaxJobsPerNode = rep.Spread.NodesUsed, rep.Spread.MaxJobs
 	rep.Messages, rep.Bytes, rep.PacketsDropped = rep.Traffic.Packets, rep.Traffic.Bytes, rep.Traffic.Dropped
 	rep.WallSeconds = math.Round(wall.Seconds()*100) / 100
@@ -337,6 +342,9 @@ func (rep *Report) Summary() string {
 	sp := rep.Spread
 	fmt.Fprintf(&b, "  spread: results came from %d of %d nodes; at most %d from one (%.2f× the mean, %.0f%% of %d); Gini %.2f; jobs per node p50 %.0f p99 %.0f\n",
 		sp.NodesUsed, sp.Servers, sp.MaxJobs, sp.MaxOverMean, 100*sp.MaxShare, sp.Results, sp.Gini, sp.P50Jobs, sp.P99Jobs)
+	if len(sp.ByLatencyQuarter) > 0 {
+		fmt.Fprintf(&b, "  results by the nodes' access latency, nearest quarter first: %v\n", sp.ByLatencyQuarter)
+	}
 	fmt.Fprintf(&b, "  traffic %d packets, %.1f MB, %d dropped by faults\n", rep.Messages, float64(rep.Bytes)/(1<<20), rep.PacketsDropped)
 	fmt.Fprintf(&b, "  wall %.1fs (boot %.1f, converged at %.1f, workload %.1f, shutdown %.1f); simulated workload %.1fs\n",
 		rep.WallSeconds, rep.Wall.BootSeconds, rep.Wall.ConvergedSeconds, rep.Wall.WorkloadSeconds, rep.Wall.ShutdownSeconds, rep.Sim.WorkloadSeconds)
@@ -379,6 +387,7 @@ func (rep *Report) Markdown(plots []string) string {
 	row("nodes whose results were accepted", fmt.Sprintf("%d of %d (at most %d jobs from one)", sp.NodesUsed, sp.Servers, sp.MaxJobs))
 	row("spread: max / mean, max share, Gini", fmt.Sprintf("%.2f× / %.0f%% / %.2f", sp.MaxOverMean, 100*sp.MaxShare, sp.Gini))
 	row("jobs per node p50 / p99", fmt.Sprintf("%.0f / %.0f", sp.P50Jobs, sp.P99Jobs))
+	row("results by access-latency quarter, nearest first", fmt.Sprint(sp.ByLatencyQuarter))
 	row("packets / bytes / dropped", fmt.Sprintf("%d / %d / %d", rep.Messages, rep.Bytes, rep.PacketsDropped))
 	row("wall seconds", rep.WallSeconds)
 	row("wall: boot / converged at / workload / shutdown (s)", fmt.Sprintf("%.1f / %.1f / %.1f / %.1f", rep.Wall.BootSeconds, rep.Wall.ConvergedSeconds, rep.Wall.WorkloadSeconds, rep.Wall.ShutdownSeconds))

@@ -1,8 +1,10 @@
 package sim
 
 import (
+	"cmp"
 	"math"
 	"slices"
+	"time"
 )
 
 // Spread is how evenly accepted results were spread over the servers: a
@@ -20,6 +22,11 @@ type Spread struct {
 	P50Jobs     float64 `json:"p50_jobs"`      // results per server, median (idle servers included)
 	P99Jobs     float64 `json:"p99_jobs"`
 	PerNode     []int   `json:"per_node"` // results per server slot, in slot order
+	// ByLatencyQuarter is the results of the servers in each quarter of
+	// the plan's access latencies, nearest quarter first. Even quarters
+	// mean the way clients pick nodes does not favour the nodes nearest
+	// them; falling counts mean the nearest nodes win the races.
+	ByLatencyQuarter []int `json:"by_latency_quarter,omitempty"`
 }
 
 // spreadOf computes the spread from results per server slot; servers is
@@ -64,4 +71,25 @@ func spreadOf(perNode map[int]int, servers int) Spread {
 // quantileIndex is the nearest-rank index of quantile q in n sorted values.
 func quantileIndex(n int, q float64) int {
 	return min(n-1, max(0, int(math.Ceil(q*float64(n)))-1))
+}
+
+// byLatencyQuarter sums the results per server slot (perNode) over the
+// quarters of the servers' access latencies (latency[slot]), nearest
+// first; slots without a latency (joiners) are left out. Nil with fewer
+// than four servers.
+func byLatencyQuarter(perNode map[int]int, latency []time.Duration) []int {
+	n := len(latency)
+	if n < 4 {
+		return nil
+	}
+	slots := make([]int, n)
+	for i := range slots {
+		slots[i] = i
+	}
+	slices.SortStableFunc(slots, func(a, b int) int { return cmp.Compare(latency[a], latency[b]) })
+	out := make([]int, 4)
+	for rank, slot := range slots {
+		out[rank*4/n] += perNode[slot]
+	}
+	return out
 }

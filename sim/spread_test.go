@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -42,6 +43,33 @@ func TestSpreadOf(t *testing.T) {
 				total += c
 			}
 			assert.Equal(t, s.Results, total)
+		})
+	}
+}
+
+func TestByLatencyQuarter(t *testing.T) {
+	ms := func(v ...int) []time.Duration {
+		out := make([]time.Duration, len(v))
+		for i, x := range v {
+			out[i] = time.Duration(x) * time.Millisecond
+		}
+		return out
+	}
+	tests := []struct {
+		name    string
+		perNode map[int]int
+		latency []time.Duration
+		want    []int
+	}{
+		{"nearest win", map[int]int{0: 5, 1: 3, 2: 1, 3: 0}, ms(10, 20, 30, 40), []int{5, 3, 1, 0}},
+		{"slot order is not latency order", map[int]int{0: 5, 3: 2}, ms(40, 20, 30, 10), []int{2, 0, 0, 5}},
+		{"eight servers, two a quarter", map[int]int{0: 1, 1: 1, 6: 4, 7: 1}, ms(1, 2, 3, 4, 5, 6, 7, 8), []int{2, 0, 0, 5}},
+		{"joiners past the servers are left out", map[int]int{0: 1, 9: 7}, ms(1, 2, 3, 4), []int{1, 0, 0, 0}},
+		{"too few servers", map[int]int{0: 1}, ms(1, 2), nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			assert.Equal(t, tt.want, byLatencyQuarter(tt.perNode, tt.latency))
 		})
 	}
 }
