@@ -143,7 +143,8 @@ func TestMisbehavioursAreCaught(t *testing.T) {
 			sc.Workload.Duration = Duration(20 * time.Second)
 			sc.Workload.Replicas = tt.replicas
 			sc.Workload.AttemptTimeout = Duration(5 * time.Second)
-			sc.Workload.Fanout = sc.Nodes // every node is offered every job: the fastest to accept wins
+			sc.Workload.Fanout = sc.Nodes // every node is offered every job, at once: the fastest to accept wins
+			sc.Workload.OfferStagger = Duration(-1)
 			// One liar, placed close to everyone so that it wins the race
 			// to accept: the worst case for the client.
 			sc.Misbehaving = Misbehaving{Fraction: 1.0 / 6, Behaviours: []string{tt.behaviour}, LatencyFactor: 0.1}
