@@ -18,18 +18,18 @@ import (
 
 // schedConfig is what the scheduler needs from the settings.
 type schedConfig struct {
-	replicas int // k agreeing verified results end the run
-	fanout   int // offers per round
+	replicas   int           // k agreeing verified results end the run
+	fanout     int           // offers per round
+	budget     int           // nodes tried at most, over all replicas
+	backoffMin time.Duration // first pause after a failed round
+	backoffMax time.Duration
 	// stagger, when > 0, sends a round's offers one at a time: the next
 	// goes out when the ones out have all failed or none has answered in
 	// stagger. The first node of a round (a random one among equals) then
 	// gets the job unless it is slow to answer or says no; offers sent at
 	// once instead go to whichever answers first, and the nodes nearest the
 	// client win most races (docs/SIMULATOR.md, load spread).
-	stagger    time.Duration
-	budget     int           // nodes tried at most, over all replicas
-	backoffMin time.Duration // first pause after a failed round
-	backoffMax time.Duration
+	stagger time.Duration
 	// hedgeAfter, when > 0, starts one more round while an accepted attempt
 	// has been running this long without a result or a progress message: a
 	// slow or stalled node then costs a hedge, not the job's whole
@@ -270,17 +270,15 @@ func (s *sched) answered(e evAnswered) []any {
 	// The first to accept wins the round; the others go back to the front
 	// of the queue: they were asked (or about to be), not tried.
 	var out []any
-	var back, withdraw []peer.ID
+	var withdraw []peer.ID
 	for _, n := range sk.order {
 		if sk.pending[n] {
 			withdraw = append(withdraw, n)
 			delete(s.byNode, n)
-		} else if !slices.Contains(sk.staged, n) {
-			continue
 		}
-		back = append(back, n)
-		s.inflight--
 	}
+	back := slices.Concat(withdraw, sk.staged) // staged nodes come last in a round's order
+	s.inflight -= len(back)
 	sk.pending, sk.order, sk.staged = nil, nil, nil
 	s.requeue(back)
 	if len(withdraw) > 0 {
