@@ -66,7 +66,7 @@ func newCluster(ctx context.Context, sc Scenario, plan Plan, workDir, cacheDir s
 		lat[i] = s.Latency
 	}
 	c := &cluster{
-		sc: sc, plan: plan, nw: NewNetwork(lat, sc.Network.Jitter.D(), sc.Seed),
+		sc: sc, plan: plan, nw: NewNetwork(lat, sc.Network.Jitter.D(), sc.Network.Tick.D(), sc.Seed),
 		byPeer: make(map[peer.ID]int, len(plan.Slots)), log: log, stats: st, prog: prog, ctx: ctx,
 	}
 	c.nw.SetLoss(sc.Network.Loss)

@@ -30,6 +30,7 @@ type Network struct {
 
 	baseLatency []time.Duration // per node: one-way latency of its access link
 	jitter      time.Duration
+	tick        time.Duration // deliveries land on multiples of this (0: exact)
 
 	mu     sync.RWMutex
 	byIP   map[[4]byte]int // node index by IP
@@ -47,10 +48,11 @@ type Network struct {
 // NewNetwork builds the network for n node slots. latency[i] is node i's
 // one-way access latency: a packet from a to b takes latency[a]+latency[b]
 // plus up to jitter.
-func NewNetwork(latency []time.Duration, jitter time.Duration, seed uint64) *Network {
+func NewNetwork(latency []time.Duration, jitter, tick time.Duration, seed uint64) *Network {
 	nw := &Network{
 		baseLatency: latency,
 		jitter:      jitter,
+		tick:        tick,
 		byIP:        make(map[[4]byte]int, len(latency)),
 		down:        make([]bool, len(latency)),
 		slow:        make([]float64, len(latency)),
@@ -114,6 +116,19 @@ func (nw *Network) latency(p *simnet.Packet) time.Duration {
 	}
 	if nw.jitter > 0 {
 		d += time.Duration(nw.rng.Int64N(int64(nw.jitter) + 1))
+	}
+	return onTick(time.Now(), d, nw.tick)
+}
+
+// onTick lengthens delay d so that now+d falls on a multiple of tick.
+// Packets then arrive together at few instants of virtual time, and the
+// nodes they wake run side by side instead of one instant each.
+func onTick(now time.Time, d, tick time.Duration) time.Duration {
+	if tick <= 0 {
+		return d
+	}
+	if r := time.Duration(now.Add(d).UnixNano() % int64(tick)); r > 0 {
+		d += tick - r
 	}
 	return d
 }

@@ -38,6 +38,13 @@ func TestParseScenario(t *testing.T) {
 		{name: "memory limit", doc: "memory_limit_mb: 5120\n", check: func(t *testing.T, sc Scenario) {
 			assert.Equal(t, 5120, sc.MemoryLimitMB)
 		}},
+		{name: "packets on a 1 ms grid by default", doc: "", check: func(t *testing.T, sc Scenario) {
+			assert.Equal(t, time.Millisecond, sc.Network.Tick.D())
+		}},
+		{name: "exact packet times", doc: "network: {tick: 0s}\n", check: func(t *testing.T, sc Scenario) {
+			assert.Zero(t, sc.Network.Tick.D())
+		}},
+		{name: "negative tick", doc: "network: {tick: -1ms}\n", wantErr: "network.tick"},
 		{name: "negative memory limit", doc: "memory_limit_mb: -1\n", wantErr: "memory_limit_mb: -1 is negative"},
 		{name: "negative conn grace", doc: "node: {conn_grace: -1s}\n", wantErr: "node.conn_grace (ms): -1000 out of range"},
 		{name: "unknown module", doc: "workload:\n  mix: [{module: nope, weight: 1}]\n", wantErr: `workload.mix[0].module: "nope"`},
