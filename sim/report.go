@@ -127,18 +127,26 @@ type MemoryStats struct {
 	BootHeapMB     float64 `json:"after_boot_heap_mb"`
 	PerNodeHeapMB  float64 `json:"per_node_heap_mb"`
 	BootGoroutines int     `json:"after_boot_goroutines"`
+	// Where the after-boot RSS is, by Go's own accounting (MB): what Go's
+	// memory limit counts beside the live heap squeezes the heap's goal.
+	BootHeapUnusedMB float64 `json:"after_boot_heap_unused_mb"` // room in heap spans in use: fragmentation
+	BootHeapFreeMB   float64 `json:"after_boot_heap_free_mb"`   // heap spans free but not returned to the OS
+	BootStacksMB     float64 `json:"after_boot_stacks_mb"`      // goroutine stacks
+	BootRuntimeMB    float64 `json:"after_boot_runtime_mb"`     // GC and allocator metadata, other runtime memory
+	BootOutsideGoMB  float64 `json:"after_boot_outside_go_mb"`  // RSS Go did not allocate (mmaps such as compiled wasm code)
 }
 
 type memSample struct {
 	rss, hwm float64 // MB
 	heap     float64 // MB, after a GC
+	ms       runtime.MemStats
 }
 
 func readMemory() memSample {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	s := memSample{heap: float64(ms.HeapAlloc) / (1 << 20)}
+	s := memSample{heap: float64(ms.HeapAlloc) / (1 << 20), ms: ms}
 	s.rss, s.hwm = procStatus()
 	return s
 }
@@ -173,12 +181,21 @@ func procStatus() (rss, hwm float64) {
 
 func memoryAfterBoot(base memSample, nodes int) MemoryStats {
 	now := readMemory()
-	return MemoryStats{
+	st := MemoryStats{
 		BaselineRSSMB: round1(base.rss), BootRSSMB: round1(now.rss),
 		PerNodeRSSMB: round2((now.rss - base.rss) / float64(max(nodes, 1))),
 		BootHeapMB:   round1(now.heap), PerNodeHeapMB: round2((now.heap - base.heap) / float64(max(nodes, 1))),
 		BootGoroutines: runtime.NumGoroutine(),
 	}
+	const mb = 1 << 20
+	m := now.ms
+	free := float64(m.HeapIdle-m.HeapReleased) / mb
+	stacks := float64(m.StackInuse) / mb
+	runtimeMB := float64(m.Sys-m.HeapSys-m.StackSys) / mb
+	st.BootHeapUnusedMB = round1(float64(m.HeapInuse-m.HeapAlloc) / mb)
+	st.BootHeapFreeMB, st.BootStacksMB, st.BootRuntimeMB = round1(free), round1(stacks), round1(runtimeMB)
+	st.BootOutsideGoMB = round1(max(now.rss-float64(m.Sys-m.HeapReleased)/mb, 0))
+	return st
 }
 
 func round1(v float64) float64 { return math.Round(v*10) / 10 }
