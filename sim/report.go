@@ -181,21 +181,19 @@ func procStatus() (rss, hwm float64) {
 
 func memoryAfterBoot(base memSample, nodes int) MemoryStats {
 	now := readMemory()
-	st := MemoryStats{
+	m := now.ms
+	mb := func(b uint64) float64 { return round1(float64(b) / (1 << 20)) }
+	return MemoryStats{
 		BaselineRSSMB: round1(base.rss), BootRSSMB: round1(now.rss),
 		PerNodeRSSMB: round2((now.rss - base.rss) / float64(max(nodes, 1))),
 		BootHeapMB:   round1(now.heap), PerNodeHeapMB: round2((now.heap - base.heap) / float64(max(nodes, 1))),
-		BootGoroutines: runtime.NumGoroutine(),
+		BootGoroutines:   runtime.NumGoroutine(),
+		BootHeapUnusedMB: mb(m.HeapInuse - m.HeapAlloc),
+		BootHeapFreeMB:   mb(m.HeapIdle - m.HeapReleased),
+		BootStacksMB:     mb(m.StackInuse),
+		BootRuntimeMB:    mb(m.Sys - m.HeapSys - m.StackSys),
+		BootOutsideGoMB:  round1(max(now.rss-float64(m.Sys-m.HeapReleased)/(1<<20), 0)),
 	}
-	const mb = 1 << 20
-	m := now.ms
-	free := float64(m.HeapIdle-m.HeapReleased) / mb
-	stacks := float64(m.StackInuse) / mb
-	runtimeMB := float64(m.Sys-m.HeapSys-m.StackSys) / mb
-	st.BootHeapUnusedMB = round1(float64(m.HeapInuse-m.HeapAlloc) / mb)
-	st.BootHeapFreeMB, st.BootStacksMB, st.BootRuntimeMB = round1(free), round1(stacks), round1(runtimeMB)
-	st.BootOutsideGoMB = round1(max(now.rss-float64(m.Sys-m.HeapReleased)/mb, 0))
-	return st
 }
 
 func round1(v float64) float64 { return math.Round(v*10) / 10 }

@@ -81,7 +81,7 @@ type NetworkSpec struct {
 	// Tick puts every packet's arrival on a multiple of this much time
 	// (0: exact). In virtual time the nodes a packet wakes then run side by
 	// side in one step instead of one instant each: at 300 nodes a 1 ms
-	// tick halves a run's wall time (docs/SIMULATOR.md).
+	// tick cut a run's wall time by a third to a half (docs/SIMULATOR.md).
 	Tick             Duration  `yaml:"tick" json:"tick"`
 	Bandwidth        Bandwidth `yaml:"bandwidth" json:"bandwidth"` // each node's access link, both ways
 	Loss             float64   `yaml:"loss" json:"loss"`           // packet loss probability for the whole run
