@@ -115,10 +115,7 @@ func Rank(records []*Record, req Requirements) []*Record {
 	for _, r := range byPeer {
 		out = append(out, r)
 	}
-	want := ""
-	if req.Arch != "" {
-		want = normArch(req.Arch)
-	}
+	want := wantArch(req)
 	var tie map[*Record]uint64
 	if req.Salt != 0 {
 		tie = make(map[*Record]uint64, len(out))
@@ -127,26 +124,7 @@ func Rank(records []*Record, req Requirements) []*Record {
 		}
 	}
 	slices.SortFunc(out, func(a, b *Record) int {
-		if ua, ub := Unclamped(a, req), Unclamped(b, req); ua != ub {
-			if ua {
-				return -1
-			}
-			return 1
-		}
-		if want != "" {
-			am, bm := normArch(a.Arch) == want, normArch(b.Arch) == want
-			if am != bm {
-				if am {
-					return -1
-				}
-				return 1
-			}
-		}
-		// Compare (la/ma) with (lb/mb) by cross-multiplying; the range
-		// limits in validate keep these products far inside int64.
-		la, lb := int64(a.Load.RunningJobs+a.Load.QueuedJobs), int64(b.Load.RunningJobs+b.Load.QueuedJobs)
-		ma, mb := int64(max(a.Limits.MaxConcurrentJobs, 1)), int64(max(b.Limits.MaxConcurrentJobs, 1))
-		if c := cmp.Compare(la*mb, lb*ma); c != 0 {
+		if c := compareFit(a, b, req, want); c != 0 {
 			return c
 		}
 		if tie != nil {
@@ -161,6 +139,49 @@ func Rank(records []*Record, req Requirements) []*Record {
 		return strings.Compare(a.PeerID, b.PeerID)
 	})
 	return out
+}
+
+// Tied reports whether Rank orders a and b only by its tie-break (salt,
+// memory, peer ID): both run the job clamped or both unclamped, both match
+// the preferred arch or neither, and their load ratios are equal. Among
+// tied nodes a client may prefer by what it knows itself, such as which
+// of them it sent a job to a moment ago.
+func Tied(a, b *Record, req Requirements) bool {
+	return compareFit(a, b, req, wantArch(req)) == 0
+}
+
+// wantArch is the normalised arch req prefers, or "" for none.
+func wantArch(req Requirements) string {
+	if req.Arch == "" {
+		return ""
+	}
+	return normArch(req.Arch)
+}
+
+// compareFit orders a and b by how well they fit req, before any
+// tie-break: unclamped first, then the preferred arch, then the lower load
+// ratio (running+queued)/max_concurrent_jobs.
+func compareFit(a, b *Record, req Requirements, want string) int {
+	if ua, ub := Unclamped(a, req), Unclamped(b, req); ua != ub {
+		if ua {
+			return -1
+		}
+		return 1
+	}
+	if want != "" {
+		am, bm := normArch(a.Arch) == want, normArch(b.Arch) == want
+		if am != bm {
+			if am {
+				return -1
+			}
+			return 1
+		}
+	}
+	// Compare (la/ma) with (lb/mb) by cross-multiplying; the range
+	// limits in validate keep these products far inside int64.
+	la, lb := int64(a.Load.RunningJobs+a.Load.QueuedJobs), int64(b.Load.RunningJobs+b.Load.QueuedJobs)
+	ma, mb := int64(max(a.Limits.MaxConcurrentJobs, 1)), int64(max(b.Limits.MaxConcurrentJobs, 1))
+	return cmp.Compare(la*mb, lb*ma)
 }
 
 // saltedHash maps (salt, peer ID) to a well-mixed 64-bit value: FNV-1a over

@@ -154,6 +154,26 @@ func TestRank(t *testing.T) {
 		}
 		assert.Len(t, firsts, 3, "every idle node comes first for some salt")
 	})
+	t.Run("tied is what only the tie-break orders", func(t *testing.T) {
+		long := mk(9, "amd64", 0, 0, 4, 2048)
+		long.Limits.MaxTimeoutSeconds = 3600
+		for _, c := range []struct {
+			a, b *Record
+			req  Requirements
+			want bool
+		}{
+			{idle, idleTwin, Requirements{}, true},                 // ratio 0 and 0, memory differs
+			{half, halfBig, Requirements{}, true},                  // 2/4 and 4/8
+			{idle, half, Requirements{}, false},                    // load ratio
+			{idle, armIdle, Requirements{}, true},                  // no arch preference
+			{idle, armIdle, Requirements{Arch: "aarch64"}, false},  // arch preferred
+			{idle, long, Requirements{}, true},                     // both unclamped
+			{idle, long, Requirements{TimeoutSeconds: 600}, false}, // idle clamped: 300 s limit
+		} {
+			assert.Equal(t, c.want, Tied(c.a, c.b, c.req), "%s vs %s, %+v", name([]*Record{c.a})[0], name([]*Record{c.b})[0], c.req)
+			assert.Equal(t, c.want, Tied(c.b, c.a, c.req), "symmetric")
+		}
+	})
 	t.Run("duplicates keep the highest seq", func(t *testing.T) {
 		newer := *busy
 		newer.Seq++

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/phase-protocol/plasm/node/caps"
 	"github.com/phase-protocol/plasm/node/phase"
 	"github.com/phase-protocol/plasm/node/session"
 )
@@ -124,6 +126,59 @@ func TestMemoryRanksFailuresLastAndFades(t *testing.T) {
 
 	now = now.Add(10 * scoreHalfLife)
 	assert.Equal(t, []peer.ID{"honest", "stalled", "unreachable", "liar"}, order(), "after ten half-lives everything is forgotten: the given order")
+}
+
+func TestMemorySpreadIsTwoChoicesAmongTiedNodes(t *testing.T) {
+	now := time.Unix(1_900_000_000, 0)
+	m := &memory{now: func() time.Time { return now }}
+	rec := func(id peer.ID, running int) caps.Found {
+		r := &caps.Record{PeerID: string(id), Load: caps.Load{RunningJobs: running}, Limits: caps.Limits{MaxConcurrentJobs: 4}}
+		return caps.Found{Peer: peer.AddrInfo{ID: id}, Record: r}
+	}
+	// Find's order: one idle node, then three tied at load 1 (pairs a-b,
+	// then c alone), then a busier one, then one whose record is missing.
+	found := []caps.Found{rec("idle", 0), rec("a", 1), rec("b", 1), rec("c", 1), rec("busy", 3), {Peer: peer.AddrInfo{ID: "bare"}}}
+	order := func() []peer.ID {
+		var out []peer.ID
+		for _, f := range m.spread(found, caps.Requirements{}) {
+			out = append(out, f.Peer.ID)
+		}
+		return out
+	}
+	assert.Equal(t, []peer.ID{"idle", "a", "b", "c", "busy", "bare"}, order(), "nothing sent yet: Find's order")
+
+	m.use("a")
+	m.use("a")
+	m.use("b")
+	m.use("idle")
+	m.use("idle")
+	m.use("busy")
+	assert.Equal(t, []peer.ID{"idle", "b", "a", "c", "busy", "bare"}, order(),
+		"of the pair a-b the one sent fewer jobs goes first; c, sent none, keeps its place (two choices, not a sort); "+
+			"a better or worse ranked node keeps its place however many it took")
+
+	now = now.Add(sentHalfLife)
+	m.use("b")
+	m.use("b") // a: 2 → 1; b: 1 → 0.5, +2
+	assert.Equal(t, []peer.ID{"idle", "a", "b", "c", "busy", "bare"}, order(), "counts fade: a's two jobs a half-life ago weigh less than b's two now")
+
+	m.use("a") // a: 2, b: 2.5
+	now = now.Add(20 * sentHalfLife)
+	assert.Equal(t, []peer.ID{"idle", "a", "b", "c", "busy", "bare"}, order(), "twenty half-lives later: Find's order")
+	m.use("a")
+	assert.Equal(t, []peer.ID{"idle", "b", "a", "c", "busy", "bare"}, order(), "a count faded to nothing is none: b (2.5 twenty half-lives ago) goes before a (1 now)")
+	assert.Equal(t, peer.ID("a"), found[1].Peer.ID, "spread leaves its input alone")
+}
+
+func TestMemoryForgetsFadedSendCounts(t *testing.T) {
+	now := time.Unix(1_900_000_000, 0)
+	m := &memory{now: func() time.Time { return now }}
+	for i := range sentKept {
+		m.use(peer.ID(fmt.Sprint("old", i)))
+	}
+	now = now.Add(10 * sentHalfLife)
+	m.use("new")
+	assert.Len(t, m.sent, 1, "past sentKept nodes, the faded counts are dropped")
 }
 
 // fakeStream takes writes of at most max bytes at a time.

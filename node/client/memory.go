@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/phase-protocol/plasm/node/caps"
 )
 
 // Failure score weights: how far a failure pushes a node down the order for
@@ -24,6 +26,14 @@ const (
 	scoreHalfLife = 10 * time.Minute
 	// scoreForgotten: a decayed score below this is dropped.
 	scoreForgotten = 0.5
+	// sentHalfLife is how fast the count of jobs a client recently gave
+	// a node fades: long enough to cover a burst of jobs, short enough that
+	// a node's share is forgotten once it has long finished them.
+	sentHalfLife = time.Minute
+	// A count faded below sentFaded (about seven half-lives) counts as
+	// none; past sentKept nodes, such counts are dropped.
+	sentKept  = 1024
+	sentFaded = 0.01
 )
 
 // memory is what a client remembers of the nodes it tried, in memory
@@ -33,6 +43,7 @@ type memory struct {
 	mu     sync.Mutex
 	now    func() time.Time // nil: time.Now
 	scores map[peer.ID]score
+	sent   map[peer.ID]score // jobs this client gave each node, fading
 }
 
 type score struct {
@@ -47,9 +58,12 @@ func (m *memory) clock() time.Time {
 	return time.Now()
 }
 
-// decayed is s's value at t.
-func (s score) decayed(t time.Time) float64 {
-	return s.v * math.Exp2(-float64(t.Sub(s.at))/float64(scoreHalfLife))
+// decayed is s's value at t, as a failure score.
+func (s score) decayed(t time.Time) float64 { return s.decayedOver(t, scoreHalfLife) }
+
+// decayedOver is s's value at t when it halves every halfLife.
+func (s score) decayedOver(t time.Time, halfLife time.Duration) float64 {
+	return s.v * math.Exp2(-float64(t.Sub(s.at))/float64(halfLife))
 }
 
 // rank orders candidates: the given order (Find's ranking, or the caller's
@@ -90,6 +104,64 @@ func (m *memory) rank(cands []peer.AddrInfo, self peer.ID, exclude []peer.ID) []
 		}
 		return 0
 	})
+	return out
+}
+
+// use notes that a node took one of this client's jobs.
+func (m *memory) use(id peer.ID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.sent == nil {
+		m.sent = map[peer.ID]score{}
+	}
+	now := m.clock()
+	v := 1.0
+	if s, ok := m.sent[id]; ok {
+		v += s.decayedOver(now, sentHalfLife)
+	}
+	m.sent[id] = score{v: v, at: now}
+	if len(m.sent) > sentKept {
+		for k, s := range m.sent {
+			if s.decayedOver(now, sentHalfLife) < sentFaded {
+				delete(m.sent, k)
+			}
+		}
+	}
+}
+
+// spread is the power of two choices on what this client knows of load:
+// Find's salted order pairs equally ranked nodes (caps.Tied) at random,
+// and of each pair the node that took fewer of this client's recent jobs
+// goes first; better ranked nodes stay first. The salted order alone put
+// three times the mean share on some node now and then; working through
+// every unused node first (least recently used) spread evenly but
+// favoured nodes not heard from lately, which under churn are the ones
+// that left (docs/SIMULATOR.md, load spread).
+func (m *memory) spread(found []caps.Found, req caps.Requirements) []caps.Found {
+	out := slices.Clone(found)
+	m.mu.Lock()
+	now := m.clock()
+	sent := make(map[peer.ID]float64, len(out))
+	for _, f := range out {
+		if s, ok := m.sent[f.Peer.ID]; ok {
+			if v := s.decayedOver(now, sentHalfLife); v >= sentFaded {
+				sent[f.Peer.ID] = v
+			}
+		}
+	}
+	m.mu.Unlock()
+	for i := 0; i < len(out); {
+		j := i + 1
+		for j < len(out) && out[i].Record != nil && out[j].Record != nil && caps.Tied(out[i].Record, out[j].Record, req) {
+			j++
+		}
+		for k := i; k+1 < j; k += 2 {
+			if sent[out[k+1].Peer.ID] < sent[out[k].Peer.ID] {
+				out[k], out[k+1] = out[k+1], out[k]
+			}
+		}
+		i = j
+	}
 	return out
 }
 

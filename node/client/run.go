@@ -106,6 +106,7 @@ func (r *run) loop(sc *sched) (*Result, error) {
 					close(o.proceed)
 				}
 				r.mu.Unlock()
+				r.c.memory.use(a.node)
 			case actWithdraw:
 				r.mu.Lock()
 				for _, n := range a.nodes {
@@ -317,11 +318,12 @@ func (c *Client) candidates(ctx context.Context, s settings) ([]peer.AddrInfo, e
 		// ranking has many equally good nodes to spread over (a caching
 		// Finder answers later Runs from it).
 		limit := max(4*s.attempts, s.attempts+s.Fanout)
-		found, err := c.find(ctx, requirements(s), limit)
+		req := requirements(s)
+		found, err := c.find(ctx, req, limit)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrNoCandidates, err)
 		}
-		for _, f := range found {
+		for _, f := range c.memory.spread(found, req) {
 			list = append(list, f.Peer)
 		}
 	default:
