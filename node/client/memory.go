@@ -31,7 +31,8 @@ const (
 	// a node's share is forgotten once it has long finished them.
 	sentHalfLife = time.Minute
 	// A count faded below sentFaded (about seven half-lives) counts as
-	// none; past sentKept nodes, such counts are dropped.
+	// none; past sentKept nodes (or memory.sentPrune), such counts are
+	// dropped.
 	sentKept  = 1024
 	sentFaded = 0.01
 )
@@ -44,6 +45,10 @@ type memory struct {
 	now    func() time.Time // nil: time.Now
 	scores map[peer.ID]score
 	sent   map[peer.ID]score // jobs this client gave each node, fading
+	// sentPrune is the size of sent past which faded counts are dropped:
+	// twice what the last pruning left, so a table of many live counts is
+	// not walked on every job.
+	sentPrune int
 }
 
 type score struct {
@@ -120,12 +125,13 @@ func (m *memory) use(id peer.ID) {
 		v += s.decayedOver(now, sentHalfLife)
 	}
 	m.sent[id] = score{v: v, at: now}
-	if len(m.sent) > sentKept {
+	if len(m.sent) > max(m.sentPrune, sentKept) {
 		for k, s := range m.sent {
 			if s.decayedOver(now, sentHalfLife) < sentFaded {
 				delete(m.sent, k)
 			}
 		}
+		m.sentPrune = 2 * len(m.sent)
 	}
 }
 
